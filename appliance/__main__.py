@@ -1,0 +1,3 @@
+import sys
+from appliance.cli import main
+sys.exit(main())

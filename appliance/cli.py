@@ -1,0 +1,114 @@
+"""The `appliance` command: the only place that reads arguments, files and the environment.
+
+Exit status: 0 done, 1 a component could not start or stop, 2 a bad config or usage.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from appliance import __version__, components, config, log
+from appliance.runner import StartupError, Supervisor
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except config.ConfigError as exc:
+        print(f"appliance: config {args.where}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        if not args.config and exc.problems[0].startswith("cannot read"):
+            print(f"  (name a file with -c FILE or ${config.ENV_VAR})", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="appliance", description=(
+        "PyLabs appliance: DHCP, DNS, TFTP, HTTP boot and SMB for a rack; PXE-boots its "
+        "machines, enrolls them and keeps a command channel to them."))
+    top.add_argument("--version", action="version", version=f"appliance {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the enabled components in the foreground")
+    _config_option(run)
+    run.add_argument("--only", metavar="A,B", type=_names,
+                     help="run only these components (e.g. dhcp,dns), whatever `enabled` says")
+    run.set_defaults(func=cmd_run)
+
+    cfg = sub.add_parser("config", help="check or show the config file")
+    cfg_sub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser("check", help="validate the config and exit 0, or 2 naming each bad key")
+    _config_option(check)
+    check.set_defaults(func=cmd_config_check)
+    show = cfg_sub.add_parser("show", help="print the effective config, defaults filled in")
+    _config_option(show)
+    show.add_argument("--defaults", action="store_true", help="ignore any file: print the defaults")
+    show.set_defaults(func=cmd_config_show)
+    return top
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", metavar="FILE", help=(
+        f"config file (default: ${config.ENV_VAR}, else {config.DEFAULT_PATH})"))
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _load(args) -> config.Config:
+    args.where = str(config.locate(args.config))
+    return config.load(args.where)
+
+
+def cmd_config_check(args) -> int:
+    cfg = _load(args)
+    names = components.check(cfg)
+    print(f"{args.where}: ok; components: {', '.join(names) or 'none'}")
+    return 0
+
+
+def cmd_config_show(args) -> int:
+    args.where = "(defaults)"
+    print(config.render(config.validate({}) if args.defaults else _load(args)), end="")
+    return 0
+
+
+def cmd_run(args) -> int:
+    cfg = _load(args)
+    if args.only is not None:
+        cfg = cfg.with_only(args.only)
+    components.check(cfg)
+    log.setup(cfg.node.log_level)
+    status = asyncio.run(_serve(cfg))
+    if status is None:  # a component is stuck in a thread: do not wait for it
+        sys.stderr.flush()
+        os._exit(EXIT_FAILURE)
+    return status
+
+
+async def _serve(cfg: config.Config) -> int | None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    supervisor: Supervisor
+    runtime = components.Runtime(status=lambda: supervisor.status())
+    supervisor = Supervisor(components.build(cfg, runtime))
+    try:
+        clean = await supervisor.run(stop)
+    except StartupError as exc:
+        print(f"appliance: cannot start {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0 if clean else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

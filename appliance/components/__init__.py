@@ -1,0 +1,59 @@
+"""The registry of components that `appliance run` can start.
+
+A component module registers a factory under the name of its config table:
+
+    @register("dns")
+    def build(cfg: Config, runtime: Runtime) -> Component: ...
+
+and is listed in MODULES. Adding a component needs nothing else.
+"""
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.config import Config, ConfigError
+from appliance.runner import Component
+
+MODULES = ("appliance.components.appserver",)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What components may ask of the running appliance."""
+
+    status: Callable[[], dict[str, dict]]
+
+
+Factory = Callable[[Config, Runtime], Component]
+_FACTORIES: dict[str, Factory] = {}
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    def add(factory: Factory) -> Factory:
+        _FACTORIES[name] = factory
+        return factory
+
+    return add
+
+
+def available() -> dict[str, Factory]:
+    """Every component this version can run, by name."""
+    for module in MODULES:
+        importlib.import_module(module)
+    return dict(_FACTORIES)
+
+
+def check(cfg: Config) -> list[str]:
+    """The names of the components to start; ConfigError for any this version lacks."""
+    factories = available()
+    missing = [n for n in cfg.enabled() if n not in factories]
+    if missing:
+        raise ConfigError([f"{n}.enabled: this version has no {n} component yet" for n in missing])
+    return cfg.enabled()
+
+
+def build(cfg: Config, runtime: Runtime) -> list[Component]:
+    """One component per enabled table, in the order of the config's tables."""
+    factories = available()
+    return [factories[name](cfg, runtime) for name in check(cfg)]
