@@ -8,9 +8,21 @@ PY := $(VENV)/bin/python
 # Debian packages, by what needs them.
 DEB_BASE := python3 python3-venv python3-dev gcc make iproute2 iputils-ping procps curl ca-certificates
 DEB_RUN := $(DEB_BASE)
-DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base
+# One line per service, so that each service's work edits only its own line.
+DEB_TEST_DHCP :=
+DEB_TEST_DNS :=
+DEB_TEST_TFTP :=
+DEB_TEST_SMB :=
+DEB_TEST_BOOT :=
+DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base \
+	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT)
+DEB_BENCH_DHCP :=
+DEB_BENCH_DNS :=
+DEB_BENCH_TFTP :=
+DEB_BENCH_SMB :=
+DEB_BENCH := $(DEB_TEST) $(DEB_BENCH_DHCP) $(DEB_BENCH_DNS) $(DEB_BENCH_TFTP) $(DEB_BENCH_SMB)
 
-.PHONY: run test deps-run deps-test venv lint clean
+.PHONY: run test bench deps-run deps-test deps-bench venv lint clean
 
 run: deps-run venv
 	$(PY) -m appliance.lab.smoke --config etc/lab.toml
@@ -18,11 +30,21 @@ run: deps-run venv
 test: deps-test venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# `make bench BENCH="dhcp dns"` runs some; each prints ratios against its peer.
+bench: deps-bench venv
+	$(PY) -m bench $(BENCH)
+
+lint: venv
+	$(PY) -m ruff check appliance netservices agent tests bench
+
 deps-run:
 	tools/apt-ensure $(DEB_RUN)
 
 deps-test:
 	tools/apt-ensure $(DEB_TEST)
+
+deps-bench:
+	tools/apt-ensure $(DEB_BENCH)
 
 venv: $(VENV)/.installed
 

@@ -17,21 +17,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import AfterValidator, Field, StrictBool, StrictStr, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
-from netservices.config import (
-    SECTION,
-    DhcpConfig,
-    DnsConfig,
-    IPv4,
-    ListenAddress,
-    Port,
-    Seconds,
-    SettingError,
-    SmbConfig,
-    TftpConfig,
-)
+from netservices.config import SECTION, IPv4, ListenAddress, Port, Seconds, SettingError
+from netservices.dhcp.config import DhcpConfig
+from netservices.dns.config import DnsConfig
+from netservices.smb.config import SmbConfig
+from netservices.tftp.config import TftpConfig
 
 DEFAULT_PATH = Path("/etc/appliance/appliance.toml")
 ENV_VAR = "APPLIANCE_CONFIG"

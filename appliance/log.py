@@ -11,7 +11,6 @@ import sys
 import time
 
 
-
 def fields(**data) -> dict:
     """The `extra=` of a log call carrying structured data."""
     return {"fields": data}

@@ -29,14 +29,14 @@ class Component(abc.ABC):
 
     name: str = "component"
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - an optional hook
         """Acquire resources. An exception here at start-up is fatal."""
 
     @abc.abstractmethod
     async def serve(self) -> None:
         """Serve until `stop()` is called."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - an optional hook
         """Make `serve()` return and release resources; safe to call twice."""
 
 
@@ -147,7 +147,7 @@ class Supervisor:
 
     async def _stop_all(self, tasks: list[asyncio.Task]) -> bool:
         self._stopping = True
-        for comp, task in zip(self.components, tasks):
+        for comp, task in zip(self.components, tasks, strict=True):
             if self.states[comp.name].state != "running":
                 task.cancel()  # waiting out a backoff delay or restarting: nothing to drain
         releases = [asyncio.create_task(self._release(c), name=c.name) for c in self.components]

@@ -5,17 +5,17 @@ A component module registers a factory under the name of its config table:
     @register("dns")
     def build(cfg: Config, runtime: Runtime) -> Component: ...
 
-and is listed in MODULES. Adding a component needs nothing else.
+Every module of this package is imported when the registry is first asked: adding a
+component is adding its module, nothing else.
 """
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from appliance.config import Config, ConfigError
 from appliance.runner import Component
-
-MODULES = ("appliance.components.appserver",)
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def register(name: str) -> Callable[[Factory], Factory]:
 
 def available() -> dict[str, Factory]:
     """Every component this version can run, by name."""
-    for module in MODULES:
-        importlib.import_module(module)
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     return dict(_FACTORIES)
 
 

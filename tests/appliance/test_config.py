@@ -1,5 +1,6 @@
 """Config validation: good configs load, each bad one is refused naming the key and value."""
 
+import dataclasses
 import textwrap
 from ipaddress import IPv4Address, IPv4Network
 
@@ -107,7 +108,7 @@ def test_missing_file(tmp_path):
 
 def test_sections_are_frozen():
     cfg = config.validate({})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.dhcp.enabled = True  # type: ignore[misc]
 
 

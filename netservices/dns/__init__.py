@@ -1,0 +1,1 @@
+"""Authoritative DNS for the domain and its reverse zones, forwarding the rest."""

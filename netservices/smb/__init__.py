@@ -1,0 +1,1 @@
+"""Read-only SMB2 shares of install media, on impacket."""
