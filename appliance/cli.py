@@ -10,6 +10,9 @@ import signal
 import sys
 
 from appliance import __version__, components, config, log
+from appliance.osis import commands as osis_commands
+from appliance.osis.schema import SchemaError
+from appliance.osis.store import StoreError
 from appliance.runner import StartupError, Supervisor
 
 EXIT_FAILURE = 1
@@ -18,15 +21,23 @@ EXIT_CONFIG = 2
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "run":
+        log.setup("warning")
     try:
         return args.func(args)
     except config.ConfigError as exc:
-        print(f"appliance: config {args.where}:", file=sys.stderr)
+        print(f"appliance: config {args.config_path}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         if not args.config and exc.problems[0].startswith("cannot read"):
             print(f"  (name a file with -c FILE or ${config.ENV_VAR})", file=sys.stderr)
         return EXIT_CONFIG
+    except SchemaError as exc:
+        print(f"appliance: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"appliance: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(show)
     show.add_argument("--defaults", action="store_true", help="ignore any file: print the defaults")
     show.set_defaults(func=cmd_config_show)
+    osis_commands.add_commands(sub, _config_option)
     return top
 
 
@@ -63,26 +75,26 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _load(args) -> config.Config:
-    args.where = str(config.locate(args.config))
-    return config.load(args.where)
+def load_config(args) -> config.Config:
+    args.config_path = str(config.locate(args.config))
+    return config.load(args.config_path)
 
 
 def cmd_config_check(args) -> int:
-    cfg = _load(args)
+    cfg = load_config(args)
     names = components.check(cfg)
-    print(f"{args.where}: ok; components: {', '.join(names) or 'none'}")
+    print(f"{args.config_path}: ok; components: {', '.join(names) or 'none'}")
     return 0
 
 
 def cmd_config_show(args) -> int:
-    args.where = "(defaults)"
-    print(config.render(config.validate({}) if args.defaults else _load(args)), end="")
+    args.config_path = "(defaults)"
+    print(config.render(config.validate({}) if args.defaults else load_config(args)), end="")
     return 0
 
 
 def cmd_run(args) -> int:
-    cfg = _load(args)
+    cfg = load_config(args)
     if args.only is not None:
         cfg = cfg.with_only(args.only)
     components.check(cfg)

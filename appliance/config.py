@@ -169,6 +169,7 @@ class Config:
     """The whole appliance config: one table per component."""
 
     node: NodeConfig = _table(NodeConfig)
+    osis: OsisConfig = _table(OsisConfig)  # first: components start in this order
     dhcp: DhcpConfig = _table(DhcpConfig)
     dns: DnsConfig = _table(DnsConfig)
     tftp: TftpConfig = _table(TftpConfig)
@@ -176,7 +177,6 @@ class Config:
     smb: SmbConfig = _table(SmbConfig)
     appserver: AppserverConfig = _table(AppserverConfig)
     xmpp: XmppConfig = _table(XmppConfig)
-    osis: OsisConfig = _table(OsisConfig)
     monitoring: MonitoringConfig = _table(MonitoringConfig)
     tasklets: TaskletsConfig = _table(TaskletsConfig)
 
