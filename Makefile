@@ -10,14 +10,14 @@ DEB_BASE := python3 python3-venv python3-dev gcc make iproute2 iputils-ping proc
 DEB_RUN := $(DEB_BASE)
 # One line per service, so that each service's work edits only its own line.
 DEB_TEST_DHCP :=
-DEB_TEST_DNS :=
+DEB_TEST_DNS := bind9-dnsutils knot-dnsutils dnsmasq-base
 DEB_TEST_TFTP :=
 DEB_TEST_SMB :=
 DEB_TEST_BOOT :=
 DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base \
 	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT)
 DEB_BENCH_DHCP :=
-DEB_BENCH_DNS :=
+DEB_BENCH_DNS := dnsperf bind9-dnsutils dnsmasq-base
 DEB_BENCH_TFTP :=
 DEB_BENCH_SMB :=
 DEB_BENCH := $(DEB_TEST) $(DEB_BENCH_DHCP) $(DEB_BENCH_DNS) $(DEB_BENCH_TFTP) $(DEB_BENCH_SMB)

@@ -27,6 +27,12 @@ GOOD = {
         '[osis]\nkv = "etcd"\netcd_endpoints = ["http://127.0.0.1:2379"]',
         lambda c: c.osis.kv == "etcd",
     ),
+    "dns forwarders with ports, records, reverse zones": (
+        '[dns]\nforwarders = ["10.0.0.53", "10.0.0.54:5353", "[fd00::53]:53"]\n'
+        'records = ["www CNAME appliance", "_ldap._tcp SRV 0 0 389 ldap"]\nreverse_zones = ["10.0.0.0/24", "fd00::/64"]',
+        lambda c: c.dns.forwarders[1] == "10.0.0.54:5353" and len(c.dns.records) == 2
+        and c.dns.reverse_zones[0] == IPv4Network("10.0.0.0/24"),
+    ),
     "node names": ('[node]\nname = "mgmt-01"\ndomain = "rack1.example.org"', lambda c: c.node.name == "mgmt-01"),
 }
 
@@ -69,6 +75,19 @@ BAD = {
     "bad host name": ('[node]\nname = "-bad"', ['node.name: "-bad" is not a host name (letters, digits and inner hyphens, 63 at most)']),
     "bad domain": ('[node]\ndomain = "a..b"', ['node.domain: "a..b" is not a DNS domain name']),
     "list expected": ('[dns]\nforwarders = "1.1.1.1"', ['dns.forwarders: "1.1.1.1" should be a list']),
+    "forwarder not an address": (
+        '[dns]\nforwarders = ["dns.example.org"]',
+        ['dns.forwarders[0]: "dns.example.org" is not an upstream resolver such as "10.0.0.1" or "10.0.0.1:5353"'],
+    ),
+    "static record that does not parse": (
+        '[dns]\nrecords = ["www BOGUS x"]',
+        ['dns.records[0]: "www BOGUS x" is not a DNS record (QTYPE: Invalid reverse lookup: [BOGUS])'],
+    ),
+    "reverse zone with host bits": (
+        '[dns]\nreverse_zones = ["10.0.0.1/24"]',
+        ['dns.reverse_zones[0]: "10.0.0.1/24" is not an IP network such as 10.0.0.0/24 or fd00::/64'],
+    ),
+    "udp size too small": ("[dns]\nudp_size = 100", ["dns.udp_size: 100 should be greater than or equal to 512"]),
     "several at once, all reported": (
         '[dns]\nport = 0\n[tftp]\nenabled = 1',
         ["dns.port: 0 should be greater than or equal to 1", "tftp.enabled: 1 should be true or false"],
