@@ -102,6 +102,22 @@ class AppserverConfig:
     """Address to listen on."""
     port: Port = 8000
     """TCP port to listen on."""
+    transports: tuple[Literal["rest", "xmlrpc", "amf"], ...] = ("rest", "xmlrpc", "amf")
+    """Transports to serve: REST under /api/v1/, XML-RPC at /RPC2, AMF at /amf."""
+    read_open: StrictBool = True
+    """Let calls that only read be made without credentials (the management network)."""
+    token: StrictStr = ""
+    """Bearer token that allows every call; empty: none. Writes need a token or a user."""
+    username: StrictStr = ""
+    """User name for HTTP basic authentication; empty: none."""
+    password: StrictStr = ""
+    """Its password."""
+
+    @model_validator(mode="after")
+    def _user_has_password(self):
+        if self.username and not self.password:
+            raise SettingError("password", "must be set when username is")
+        return self
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -13,16 +13,19 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.config import Config, ConfigError
 from appliance.runner import Component
 
 
-@dataclass(frozen=True)
+@dataclass
 class Runtime:
-    """What components may ask of the running appliance."""
+    """What components share in the running appliance: the components' status, and the
+    object store once the osis component has opened it (None until then)."""
 
     status: Callable[[], dict[str, dict]]
+    store: Any = None
 
 
 Factory = Callable[[Config, Runtime], Component]

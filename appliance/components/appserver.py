@@ -1,24 +1,30 @@
-"""The app server component: HTTP on `[appserver].listen:port`, served by uvicorn.
+"""The app server component: the API over HTTP on `[appserver].listen:port`, with uvicorn.
 
-For now it serves the appliance's health (`/api/v1/health`) and its Prometheus metrics
-(`/metrics`); the API services, transports and boot scripts plug in here later.
+Serves every service through the transports named in `[appserver].transports`, the
+OpenAPI document, `/api/v1/health` (200 when every component runs, 503 otherwise, for
+probes), `/metrics`, and — when `[http]` is enabled — the boot files under /assets/.
 """
 
 import contextlib
 import logging
+from pathlib import Path
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from appliance import __version__
+from appliance.api.app import make_app
+from appliance.api.auth import Guard
+from appliance.api.dispatch import Dispatcher
 from appliance.components import Runtime, register
 from appliance.config import Config
 from appliance.log import fields
 from appliance.runner import Component
+from appliance.services import store_of
+from appliance.services.events import Events
+from appliance.services.machines import Machines
+from appliance.services.system import System
 from netservices.sockets import listen
 
 log = logging.getLogger("appliance.appserver")
@@ -26,18 +32,24 @@ log = logging.getLogger("appliance.appserver")
 GRACE = 3  # seconds open requests get to finish at stop, within the runner's 5 s
 
 
-def make_app(runtime: Runtime) -> Starlette:
+def services(runtime: Runtime) -> list:
+    """Every service of the app server; a new service is one more line here."""
+    store = store_of(runtime)
+    return [Machines(store), Events(store), System(runtime.status)]
+
+
+def build_app(cfg: Config, runtime: Runtime):
+    app_cfg = cfg.appserver
+    guard = Guard(app_cfg.read_open, app_cfg.token, app_cfg.username, app_cfg.password)
+    dispatcher = Dispatcher(services(runtime), guard)
+    system = System(runtime.status)
+
     async def health(request: Request) -> JSONResponse:
-        components = runtime.status()
-        ok = all(c["state"] == "running" for c in components.values())
-        body = {"status": "ok" if ok else "degraded", "version": __version__,
-                "components": components}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        body = system.health()
+        return JSONResponse(body, 200 if body["status"] == "ok" else 503)
 
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return Starlette(routes=[Route("/api/v1/health", health), Route("/metrics", metrics)])
+    assets = Path(cfg.http.root) if cfg.http.enabled and not cfg.http.nginx else None
+    return make_app(dispatcher, list(app_cfg.transports), assets, [Route("/api/v1/health", health)])
 
 
 class _Server(uvicorn.Server):
@@ -81,4 +93,4 @@ class AppServer(Component):
 
 @register("appserver")
 def build(cfg: Config, runtime: Runtime) -> AppServer:
-    return AppServer(str(cfg.appserver.listen), cfg.appserver.port, make_app(runtime))
+    return AppServer(str(cfg.appserver.listen), cfg.appserver.port, build_app(cfg, runtime))

@@ -21,8 +21,8 @@ log = logging.getLogger("appliance.osis")
 class Osis(Component):
     name = "osis"
 
-    def __init__(self, cfg: Config, poll: float = 1.0):
-        self.cfg, self.poll = cfg, poll
+    def __init__(self, cfg: Config, runtime: Runtime | None = None, poll: float = 1.0):
+        self.cfg, self.runtime, self.poll = cfg, runtime, poll
         self.store: ObjectStore | None = None
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()  # set while serve() is not using the store
@@ -32,6 +32,8 @@ class Osis(Component):
         self._stop = asyncio.Event()
         self.store = await asyncio.to_thread(open_store, self.cfg.osis, self.cfg.node.state_dir)
         fixed = await asyncio.to_thread(self.store.repair)
+        if self.runtime is not None:
+            self.runtime.store = self.store
         log.info("osis.opened", extra=fields(kv=self.cfg.osis.kv, views=self.cfg.osis.views,
                                              revision=self.store.revision(),
                                              repaired=sum(r.fixed for r in fixed.values()),
@@ -63,6 +65,8 @@ class Osis(Component):
 
     async def stop(self) -> None:
         self._stop.set()
+        if self.runtime is not None:
+            self.runtime.store = None
         await self._idle.wait()  # at most one poll
         if self.store is not None:
             store, self.store = self.store, None
@@ -71,4 +75,4 @@ class Osis(Component):
 
 @register("osis")
 def build(cfg: Config, runtime: Runtime) -> Osis:
-    return Osis(cfg)
+    return Osis(cfg, runtime)

@@ -17,7 +17,7 @@ from tests.netservices.dns.conftest import free_port, tool
 
 async def short(port, *args):
     """dig +short, run in a thread so that the server in this event loop can answer."""
-    cmd = [tool("dig"), "@127.0.0.1", "-p", str(port), "+time=2", "+tries=1", "+short", *args]
+    cmd = [tool("dig"), "@127.0.0.1", "-p", str(port), "+time=5", "+tries=1", "+short", *args]
     done = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True)
     return done.stdout.split()
 

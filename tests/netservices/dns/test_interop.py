@@ -14,14 +14,14 @@ from tests.netservices.dns.conftest import make_zones, tool
 def dig(port, *args, client="dig"):
     """The client's output (stdout, then stderr, where kdig reports errors)."""
     retry = "+tries=1" if client == "dig" else "+retry=0"
-    cmd = [tool(client), "@127.0.0.1", "-p", str(port), "+time=2", retry, *args]
+    cmd = [tool(client), "@127.0.0.1", "-p", str(port), "+time=5", retry, *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
     return done.stdout + done.stderr
 
 
 def short(port, *args, client="dig"):
     retry = "+tries=1" if client == "dig" else "+retry=0"
-    cmd = [tool(client), "@127.0.0.1", "-p", str(port), "+time=2", retry, "+short", *args]
+    cmd = [tool(client), "@127.0.0.1", "-p", str(port), "+time=5", retry, "+short", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.split()
 
 
