@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from appliance import __version__, components, config, log
+from appliance import __version__, components, config, log, nginx
 from appliance.osis import commands as osis_commands
 from appliance.osis.schema import SchemaError
 from appliance.osis.store import StoreError
@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--defaults", action="store_true", help="ignore any file: print the defaults")
     show.set_defaults(func=cmd_config_show)
     osis_commands.add_commands(sub, _config_option)
+    site = sub.add_parser("nginx-config", help="print the nginx site that fronts the app server")
+    _config_option(site)
+    site.set_defaults(func=cmd_nginx_config)
     return top
 
 
@@ -90,6 +93,11 @@ def cmd_config_check(args) -> int:
 def cmd_config_show(args) -> int:
     args.config_path = "(defaults)"
     print(config.render(config.validate({}) if args.defaults else load_config(args)), end="")
+    return 0
+
+
+def cmd_nginx_config(args) -> int:
+    print(nginx.site(load_config(args)), end="")
     return 0
 
 

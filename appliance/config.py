@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tomllib
+import typing
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -82,14 +83,21 @@ class NodeConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class HttpConfig:
-    """HTTP boot: kernels, initrds and images for iPXE and UEFI HTTP boot."""
+    """HTTP boot: kernels, initrds and images for iPXE and UEFI HTTP boot, under /assets/."""
 
     enabled: StrictBool = False
     """Serve the boot files over HTTP."""
     root: StrictStr = "/var/lib/appliance/http"
-    """Directory of static boot files and images."""
+    """Directory of static boot files and images; nothing outside it is served."""
     nginx: StrictBool = False
-    """Let nginx serve `root` (the node image); otherwise the app server does (labs)."""
+    """Run nginx in front (the node image): it serves `root` and proxies the rest to the
+    app server. Otherwise the app server serves `root` itself (labs)."""
+    listen: ListenAddress = IPv4Address("127.0.0.1")
+    """Address nginx listens on."""
+    port: Port = 80
+    """Port nginx listens on."""
+    nginx_user: StrictStr = "www-data"
+    """Account nginx's workers run as; it must be able to read `root`."""
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -257,11 +265,22 @@ def _did_you_mean(name: str, known) -> str:
 
 
 def _fields_at(loc: tuple) -> list[str]:
-    """Names of the keys that the table at `loc` accepts."""
+    """Names of the keys that the table at `loc` accepts (none known: no suggestion)."""
     cls: Any = Config
     for part in loc:
-        cls = {f.name: f.type for f in dataclasses.fields(cls)}[part]
+        if isinstance(part, int):
+            continue  # an item of a list of tables: its type is the list's
+        cls = _table_type({f.name: f.type for f in dataclasses.fields(cls)}.get(part))
+        if cls is None:
+            return []
     return [f.name for f in dataclasses.fields(cls)]
+
+
+def _table_type(tp: Any) -> Any:
+    """The dataclass inside a field type such as `X`, `tuple[X, ...]` or `X | None`."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    return next((t for t in map(_table_type, typing.get_args(tp)) if t is not None), None)
 
 
 def _describe(err: dict) -> str:
@@ -299,10 +318,24 @@ def render(cfg: Config) -> str:
     out = []
     for section, table in data.items():
         cls = type(getattr(cfg, section))
-        out += [f"[{section}]", f"# {cls.__doc__}"]
+        out += [f"[{section}]", _comment(cls.__doc__)]
         for name, value in table.items():
-            out.append(f"# {cls.__pydantic_fields__[name].description}")
-            line = tomli_w.dumps({name: value}).strip() if value is not None else f"# {name} = (unset)"
-            out.append(line)
+            out.append(_comment(cls.__pydantic_fields__[name].description))
+            out.append(_toml_line(name, value))
         out.append("")
     return "\n".join(out)
+
+
+def _comment(text: str | None) -> str:
+    return "\n".join(f"# {line.strip()}".rstrip() for line in (text or "").splitlines())
+
+
+def _toml_line(name: str, value: Any) -> str:
+    """`name = value`, lists of tables written inline so that they stay in their table."""
+    if value is None:
+        return f"# {name} = (unset)"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        items = ", ".join("{ " + ", ".join(tomli_w.dumps({k: v}).strip() for k, v in item.items()) + " }"
+                          for item in value)
+        return f"{name} = [{items}]"
+    return tomli_w.dumps({name: value}).strip()
