@@ -1,22 +1,37 @@
 """Settings of the tftp service: the [tftp] table of the appliance config."""
 
 from ipaddress import IPv4Address
+from typing import Annotated
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool, StrictInt
 from pydantic.dataclasses import dataclass
 
 from netservices.config import SECTION, ListenAddress, Port
 
+Timeout = Annotated[float, Field(ge=0.05, le=255, allow_inf_nan=False)]
+
 
 @dataclass(frozen=True, config=SECTION)
 class TftpConfig:
-    """Read-only TFTP for first-stage boot loaders."""
+    """Read-only TFTP for boot loaders (RFC 1350, 2347-2349, 7440); writes are always refused."""
 
     enabled: StrictBool = False
     """Serve TFTP."""
     listen: tuple[ListenAddress, ...] = (IPv4Address("127.0.0.1"),)
-    """Addresses to answer on."""
+    """Addresses to answer on; each transfer's replies come from the address its request reached."""
     port: Port = 69
     """Port to serve on."""
     root: str = "/var/lib/appliance/tftp"
-    """Directory served; nothing outside it is ever read."""
+    """Directory served; nothing outside it is ever read (no "..", absolute paths or symlinks out)."""
+    max_blksize: Annotated[StrictInt, Field(ge=512, le=65464)] = 1468
+    """Largest block size granted (RFC 2348); 1468 fills a 1500-byte frame, raise it for jumbo frames."""
+    max_windowsize: Annotated[StrictInt, Field(ge=1, le=65535)] = 64
+    """Largest window granted (RFC 7440): blocks sent before waiting for an ACK."""
+    timeout: Timeout = 1.0
+    """Seconds before a first retransmission, unless the client asks (RFC 2349); doubles each time."""
+    max_timeout: Timeout = 8.0
+    """Longest wait between two retransmissions, in seconds."""
+    retries: Annotated[StrictInt, Field(ge=1, le=100)] = 6
+    """Retransmissions without an answer before a transfer is given up."""
+    max_transfers: Annotated[StrictInt, Field(ge=1, le=100000)] = 500
+    """Transfers served at once; further requests get an error until one ends."""
