@@ -9,14 +9,14 @@ PY := $(VENV)/bin/python
 DEB_BASE := python3 python3-venv python3-dev gcc make iproute2 iputils-ping procps curl ca-certificates
 DEB_RUN := $(DEB_BASE)
 # One line per service, so that each service's work edits only its own line.
-DEB_TEST_DHCP :=
+DEB_TEST_DHCP := busybox isc-dhcp-client kea-admin
 DEB_TEST_DNS := bind9-dnsutils knot-dnsutils dnsmasq-base
 DEB_TEST_TFTP := tftp-hpa atftp curl busybox ipxe pxelinux syslinux-common
 DEB_TEST_SMB :=
 DEB_TEST_BOOT :=
 DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base nginx-light \
 	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT)
-DEB_BENCH_DHCP :=
+DEB_BENCH_DHCP := dnsmasq-base kea-admin
 DEB_BENCH_DNS := dnsperf bind9-dnsutils dnsmasq-base
 DEB_BENCH_TFTP := atftp libwrap0 libpcre2-8-0
 DEB_BENCH_SMB :=

@@ -22,6 +22,19 @@ GOOD = {
         lambda c: c.dhcp.subnet == IPv4Network("10.0.0.0/24")
         and c.dhcp.range == (IPv4Address("10.0.0.100"), IPv4Address("10.0.0.200")),
     ),
+    "dhcp reservations, relays, proxy and boot files": (
+        """
+        [dhcp]
+        subnet = "10.0.0.0/24"
+        reservations = [{ mac = "52-54-00-12-34-56", ip = "10.0.0.20", hostname = "node1" }]
+        relays = [{ subnet = "10.1.0.0/24", first = "10.1.0.10", last = "10.1.0.99", router = "10.1.0.1" }]
+        proxy = true
+        efi_boot_file = "snponly.efi"
+        ipxe_script_url = "http://{server}:8000/boot/ipxe?mac=${net0/mac}"
+        """,
+        lambda c: c.dhcp.reservations[0].mac == "52:54:00:12:34:56" and c.dhcp.proxy
+        and c.dhcp.relays[0].router == IPv4Address("10.1.0.1") and c.dhcp.efi_boot_file == "snponly.efi",
+    ),
     "ipv6 listen address": ('[dns]\nlisten = ["::1", "127.0.0.1"]', lambda c: len(c.dns.listen) == 2),
     "etcd with endpoints": (
         '[osis]\nkv = "etcd"\netcd_endpoints = ["http://127.0.0.1:2379"]',
@@ -68,6 +81,30 @@ BAD = {
     "port too high": ("[appserver]\nport = 70000", ["appserver.port: 70000 should be less than or equal to 65535"]),
     "port as string": ('[tftp]\nport = "69"', ['tftp.port: "69" should be a whole number']),
     "address as number": ("[appserver]\nlisten = 5", ["appserver.listen: 5 is not an IP address (write it as a string)"]),
+    "reservation with a bad mac": (
+        '[dhcp]\nreservations = [{ mac = "52:54:00", ip = "10.0.0.5" }]',
+        ['dhcp.reservations[0].mac: "52:54:00" is not a MAC address such as 52:54:00:12:34:56'],
+    ),
+    "reservation with an unknown key": (
+        '[dhcp]\nreservations = [{ mac = "52:54:00:12:34:56", addr = "10.0.0.5" }]',
+        ['dhcp.reservations[0]: {"mac": "52:54:00:12:34:56", "addr": "10.0.0.5"} has unknown key \'addr\''],
+    ),
+    "reservation outside every served subnet": (
+        '[dhcp]\nsubnet = "10.0.0.0/24"\nreservations = [{ mac = "52:54:00:12:34:56", ip = "10.9.0.5" }]',
+        ["dhcp.reservations: 10.9.0.5 is not inside a served subnet"],
+    ),
+    "one address reserved twice": (
+        '[dhcp]\nreservations = [{ mac = "52:54:00:12:34:56", ip = "10.0.0.5" }, { mac = "52:54:00:12:34:57", ip = "10.0.0.5" }]',
+        ["dhcp.reservations: ip 10.0.0.5 is reserved twice"],
+    ),
+    "relay pool outside its subnet": (
+        '[dhcp]\nrelays = [{ subnet = "10.1.0.0/24", first = "10.1.0.10", last = "10.2.0.10" }]',
+        ["dhcp.relays[0].first: pool is not inside subnet 10.1.0.0/24"],
+    ),
+    "boot script url not http": (
+        '[dhcp]\nipxe_script_url = "tftp://x/boot.ipxe"',
+        ['dhcp.ipxe_script_url: "tftp://x/boot.ipxe" is not an http:// or https:// URL'],
+    ),
     "lease too short": ("[dhcp]\nlease_time = 5", ["dhcp.lease_time: 5 should be greater than or equal to 60"]),
     "choice": ('[osis]\nkv = "redis"', ["osis.kv: \"redis\" should be 'sqlite' or 'etcd'"]),
     "etcd without endpoints": ('[osis]\nkv = "etcd"', ['osis.etcd_endpoints: must be set when kv is "etcd"']),
@@ -169,7 +206,17 @@ def test_render_documents_every_key():
         assert f"[{name}]" in text
         for key in vars(table):
             assert f"\n{key} =" in text or f"\n# {key} = (unset)" in text
-    assert "# None" not in text, "every key needs a docstring"
+    cfg = config.validate({})
+    for table in [cfg.node, *cfg.components().values()]:
+        undocumented = [n for n, f in type(table).__pydantic_fields__.items() if not f.description]
+        assert undocumented == [], f"{type(table).__name__}: every key needs a docstring"
+
+
+def test_render_keeps_lists_of_tables_and_long_docs_valid(tmp_path):
+    long = "a-very-long-host-name-" + "x" * 40
+    cfg = config.validate({"dhcp": {"reservations": [{"mac": "52:54:00:00:00:01", "ip": "10.0.0.5",
+                                                      "hostname": long}]}})
+    assert config.load(_write(tmp_path, config.render(cfg))) == cfg
 
 
 def test_example_config_is_the_documented_defaults():
