@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DEB_BASE := python3 python3-venv python3-dev gcc make iproute2 iputils-ping procps curl ca-certificates
 DEB_RUN := $(DEB_BASE)
 # One line per service, so that each service's work edits only its own line.
-DEB_TEST_DHCP := busybox isc-dhcp-client kea-admin
+DEB_TEST_DHCP := busybox isc-dhcp-client kea-admin qemu-system-x86 ipxe-qemu
 DEB_TEST_DNS := bind9-dnsutils knot-dnsutils dnsmasq-base
 DEB_TEST_TFTP := tftp-hpa atftp curl busybox ipxe pxelinux syslinux-common
 DEB_TEST_SMB :=
