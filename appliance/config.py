@@ -120,11 +120,23 @@ class AppserverConfig:
     """User name for HTTP basic authentication; empty: none."""
     password: StrictStr = ""
     """Its password."""
+    enroll_token: StrictStr = ""
+    """Token the enrollment image presents (kernel argument appliance.token); empty:
+    enrollment is refused."""
+    enroll_hostname: StrictStr = "node-{mac6}"
+    """Host name given to a new machine: {mac6} (last 6 hex digits of its boot MAC),
+    {serial} (SMBIOS serial) or {uuid8} (first 8 of its UUID), lower-cased."""
+    enroll_action: Literal["poweroff", "reboot", "wait"] = "reboot"
+    """What the enrollment image does once enrolled (reboot: boot again, now known)."""
 
     @model_validator(mode="after")
     def _user_has_password(self):
         if self.username and not self.password:
             raise SettingError("password", "must be set when username is")
+        try:
+            self.enroll_hostname.format(mac6="a", serial="a", uuid8="a")
+        except (KeyError, IndexError, ValueError):
+            raise SettingError("enroll_hostname", "may only use {mac6}, {serial} and {uuid8}") from None
         return self
 
 

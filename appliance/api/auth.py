@@ -46,12 +46,14 @@ class Guard:
     token: str = ""
     username: str = ""
     password: str = ""
+    enroll_token: str = ""
 
     def valid(self, cred: Credentials) -> bool:
         return _same(cred.token, self.token) or (
             _same(cred.username, self.username) and _same(cred.password, self.password))
 
-    def allows(self, writes: bool, cred: Credentials | None) -> bool:
+    def allows(self, writes: bool, cred: Credentials | None, enroll: bool = False) -> bool:
+        """`enroll` calls also accept the enrollment token (and only they do)."""
         if cred is not None:
-            return self.valid(cred)  # wrong credentials are refused even for reads
+            return self.valid(cred) or (enroll and _same(cred.token, self.enroll_token))
         return self.read_open and not writes

@@ -67,12 +67,13 @@ def _domain_error(exc: Exception) -> ApiError:
     return ApiError("internal", "internal error")
 
 
-def exposed(*, http: str | None = None, writes: bool = False):
+def exposed(*, http: str | None = None, writes: bool = False, enroll: bool = False):
     """Expose a service method. `http` is "VERB /path/{param}" for REST (default:
-    POST /service/method); `writes` marks calls that need credentials."""
+    POST /service/method); `writes` marks calls that need credentials; `enroll` calls
+    need credentials too, and also take the enrollment token."""
 
     def mark(fn):
-        fn.__exposed__ = {"http": http, "writes": writes}
+        fn.__exposed__ = {"http": http, "writes": writes or enroll, "enroll": enroll}
         return fn
 
     return mark
@@ -87,6 +88,7 @@ class Method:
     returns: Any
     http: tuple[str, str]
     writes: bool
+    enroll: bool
     doc: str
 
     def bind(self, args: list | dict) -> dict[str, Any]:
@@ -123,7 +125,8 @@ def _method(service, attr: str, fn) -> Method:
     name = f"{service.name}.{attr}"
     verb, path = (spec["http"] or f"POST /{service.name}/{attr}").split(" ", 1)
     return Method(name, fn, params, {p: TypeAdapter(hints.get(p, Any)) for p in params},
-                  hints.get("return", Any), (verb, path), spec["writes"], inspect.getdoc(fn) or "")
+                  hints.get("return", Any), (verb, path), spec["writes"], spec["enroll"],
+                  inspect.getdoc(fn) or "")
 
 
 def plain(value: Any) -> Any:
@@ -152,7 +155,7 @@ class Dispatcher:
         method = self.methods.get(name)
         if method is None:
             raise ApiError("no_such_method", f"no method {name[:100]!r}")
-        if not self.guard.allows(method.writes, credentials):
+        if not self.guard.allows(method.writes, credentials, method.enroll):
             raise ApiError("unauthorized", "credentials required" if credentials is None
                            else "wrong credentials")
         bound = method.bind(args)

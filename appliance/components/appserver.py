@@ -5,23 +5,28 @@ OpenAPI document, `/api/v1/health` (200 when every component runs, 503 otherwise
 probes), `/metrics`, and — when `[http]` is enabled — the boot files under /assets/.
 """
 
+import asyncio
 import contextlib
 import logging
+import re
 from pathlib import Path
 
 import uvicorn
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from appliance import boot
 from appliance.api.app import make_app
 from appliance.api.auth import Guard
 from appliance.api.dispatch import Dispatcher
 from appliance.components import Runtime, register
 from appliance.config import Config
 from appliance.log import fields
+from appliance.osis.kv import StoreError
 from appliance.runner import Component
 from appliance.services import store_of
+from appliance.services.enroll import Enroll, EnrollSettings
 from appliance.services.events import Events
 from appliance.services.machines import Machines
 from appliance.services.system import System
@@ -30,18 +35,22 @@ from netservices.sockets import listen
 log = logging.getLogger("appliance.appserver")
 
 GRACE = 3  # seconds open requests get to finish at stop, within the runner's 5 s
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
-def services(runtime: Runtime) -> list:
+def services(cfg: Config, runtime: Runtime) -> list:
     """Every service of the app server; a new service is one more line here."""
     store = store_of(runtime)
-    return [Machines(store), Events(store), System(runtime.status)]
+    settings = EnrollSettings(cfg.node.domain, cfg.appserver.enroll_hostname,
+                              cfg.appserver.enroll_action, f"{cfg.xmpp.host}:{cfg.xmpp.port}")
+    return [Machines(store), Events(store), System(runtime.status), Enroll(store, settings)]
 
 
 def build_app(cfg: Config, runtime: Runtime):
     app_cfg = cfg.appserver
-    guard = Guard(app_cfg.read_open, app_cfg.token, app_cfg.username, app_cfg.password)
-    dispatcher = Dispatcher(services(runtime), guard)
+    guard = Guard(app_cfg.read_open, app_cfg.token, app_cfg.username, app_cfg.password,
+                  app_cfg.enroll_token)
+    dispatcher = Dispatcher(services(cfg, runtime), guard)
     system = System(runtime.status)
 
     async def health(request: Request) -> JSONResponse:
@@ -49,7 +58,33 @@ def build_app(cfg: Config, runtime: Runtime):
         return JSONResponse(body, 200 if body["status"] == "ok" else 503)
 
     assets = Path(cfg.http.root) if cfg.http.enabled and not cfg.http.nginx else None
-    return make_app(dispatcher, list(app_cfg.transports), assets, [Route("/api/v1/health", health)])
+    routes = [Route("/api/v1/health", health), Route("/boot/ipxe", _boot_route(cfg, runtime))]
+    return make_app(dispatcher, list(app_cfg.transports), assets, routes)
+
+
+def _boot_route(cfg: Config, runtime: Runtime):
+    own = f"{cfg.node.address or cfg.appserver.listen}:{cfg.appserver.port}"
+
+    async def ipxe(request: Request) -> PlainTextResponse:
+        host = request.headers.get("host", "")
+        server = host if _HOST.fullmatch(host) else own  # it goes into a script: no odd bytes
+        mac = boot.normalize_mac(request.query_params.get("mac"))
+        machine = None
+        if mac is not None:
+            try:
+                machine = await asyncio.to_thread(_machine_with, store_of(runtime)(), mac)
+            except StoreError as exc:
+                log.error("boot.unavailable", extra=fields(mac=mac, error=exc))
+                return PlainTextResponse("#!ipxe\necho appliance unavailable\nsleep 10\nreboot\n", 503)
+        log.info("boot.script", extra=fields(mac=mac, known=machine is not None, server=server))
+        return PlainTextResponse(boot.ipxe_script(server, mac, machine, cfg.appserver.enroll_token))
+
+    return ipxe
+
+
+def _machine_with(store, mac: str):
+    found = store.query("machine", [("mac", "=", mac)], limit=1)
+    return found[0].obj if found else None
 
 
 class _Server(uvicorn.Server):

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 
 from appliance.components import Runtime, register
 from appliance.config import Config
+from appliance.inventory import MachineReservations
 from appliance.log import fields
 from appliance.runner import Component
 from netservices.dhcp.config import DhcpConfig
@@ -38,15 +39,17 @@ def server_config(cfg: Config) -> DhcpConfig:
 class Dhcp(Component):
     name = "dhcp"
 
-    def __init__(self, cfg: DhcpConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: DhcpConfig, runtime: Runtime | None = None):
+        self.cfg, self.runtime = cfg, runtime
         self._server: DhcpServer | None = None
         self._store: JournalLeaseStore | None = None
         self._ra: RouterAdvertiser | None = None
 
     async def start(self) -> None:
         self._store = JournalLeaseStore(self.cfg.lease_file)
-        self._server = DhcpServer(self.cfg, self._store, StaticInventory(self.cfg.reservations))
+        inventory = MachineReservations(StaticInventory(self.cfg.reservations),
+                                        lambda: self.runtime.store if self.runtime else None)
+        self._server = DhcpServer(self.cfg, self._store, inventory)
         try:
             await self._server.start()
         except BaseException:
@@ -82,4 +85,4 @@ class Dhcp(Component):
 
 @register("dhcp")
 def build(cfg: Config, runtime: Runtime) -> Dhcp:
-    return Dhcp(server_config(cfg))
+    return Dhcp(server_config(cfg), runtime)

@@ -8,6 +8,7 @@ and `load(records)` reads a whole `Records` inventory. The zones outlive restart
 the component after a crash.
 """
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from appliance.components import Runtime, register
 from appliance.config import Config
+from appliance.inventory import follow_dns_records
 from appliance.log import fields
 from appliance.runner import Component
 from netservices.dns import service
@@ -58,8 +60,8 @@ def zones(cfg: Config) -> Authority:
 class DnsComponent(Component):
     name = "dns"
 
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
+    def __init__(self, cfg: Config, runtime: Runtime | None = None):
+        self.cfg, self.runtime = cfg, runtime
         self.zones: Authority | None = None  # built at the first start, kept after
         self._server: DnsServer | None = None
 
@@ -73,7 +75,18 @@ class DnsComponent(Component):
             names=len(self.zones.names()), forwarders=",".join(self.cfg.dns.forwarders)))
 
     async def serve(self) -> None:
-        await self._server.serve()
+        store = self.runtime.store if self.runtime else None
+        if store is None:  # no OSIS: the config's records only
+            await self._server.serve()
+            return
+        tasks = [asyncio.create_task(self._server.serve()),
+                 asyncio.create_task(follow_dns_records(store, self.zones))]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()  # a failure of either is a crash of the component
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -82,4 +95,4 @@ class DnsComponent(Component):
 
 @register("dns")
 def build(cfg: Config, runtime: Runtime) -> DnsComponent:
-    return DnsComponent(cfg)
+    return DnsComponent(cfg, runtime)

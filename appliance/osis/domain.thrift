@@ -104,6 +104,7 @@ struct Agent {
   4: AgentStatus status = AgentStatus.OFFLINE,
   5: double last_seen = 0,
   6: optional string version,
+  7: optional string password,      // its XMPP password, given to the machine at enrollment
 }
 
 enum JobState {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, W
 
 from appliance.api.dispatch import exposed
 from appliance.osis.schema import domain
-from appliance.osis.store import ObjectStore, Stored
+from appliance.osis.store import NotFound, ObjectStore, Stored
 from appliance.services import Guid, Limit
 
 State = Literal[tuple(domain.MachineState._NAMES_TO_VALUES)]  # type: ignore[valid-type]
@@ -68,6 +69,10 @@ class Machines:
 
     @exposed(http="DELETE /machines/{guid}", writes=True)
     def delete(self, guid: Guid, revision: int | None = None) -> dict[str, str]:
-        """Forget a machine (it enrolls again on its next boot)."""
-        self.store().delete("machine", guid, expect=revision)
+        """Forget a machine, its DNS records and its agent (it enrolls again on its next boot)."""
+        store = self.store()
+        store.delete("machine", guid, expect=revision)
+        for type_name, key in (("dnsrecord", f"{guid}-a"), ("agent", f"agent-{guid}")):
+            with contextlib.suppress(NotFound):
+                store.delete(type_name, key)
         return {"deleted": guid}

@@ -17,6 +17,7 @@ def test_document_lists_every_exposed_method(api):
         "machines.delete": ("delete", "/api/v1/machines/{guid}"),
         "events.list": ("get", "/api/v1/events"),
         "system.version": ("get", "/api/v1/system/version"), "system.health": ("get", "/api/v1/system/health"),
+        "enroll.enroll": ("post", "/api/v1/enroll"),
     }
     machine = spec["components"]["schemas"]["Machine"]["properties"]
     assert machine["state"]["anyOf"][0]["enum"][:2] == ["NEW", "ENROLLED"]

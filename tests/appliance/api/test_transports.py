@@ -46,7 +46,7 @@ def in_process_call(tmp_state, name, args, cred=None):
     """The in-process transport: the dispatcher itself, on the same store files."""
     store = open_store(validate({}).osis, tmp_state)
     runtime = Runtime(status=lambda: {}, store=store)
-    dispatcher = Dispatcher(services(runtime), Guard(True, TOKEN, USER, PASSWORD))
+    dispatcher = Dispatcher(services(validate({}), runtime), Guard(True, TOKEN, USER, PASSWORD))
     try:
         return "ok", asyncio.run(dispatcher.call(name, args, cred))
     except ApiError as exc:

@@ -1,0 +1,49 @@
+"""Boot scripts: what a machine that runs iPXE boots next, decided from the inventory.
+
+`GET /boot/ipxe?mac=…` (the URL DHCP hands to iPXE) answers an iPXE script: an unknown
+machine gets the enrollment image (kernel and initrd from /assets/enroll/, with the
+appliance URL and the enrollment token on the kernel command line); a known machine
+gets its next action — by default, boot from its local disk. Pure: the route looks the
+machine up and passes it in.
+"""
+
+import re
+
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+CHAIN = """#!ipxe
+chain http://{server}/boot/ipxe?mac=${{net0/mac}}
+"""
+
+ENROLL = """#!ipxe
+echo PyLabs appliance: unknown machine {mac}, enrolling
+kernel http://{server}/assets/enroll/vmlinuz initrd=initrd.img console=tty0 console=ttyS0,115200 \
+  quiet appliance.url=http://{server} appliance.token={token} BOOTIF=01-{dashed}
+initrd http://{server}/assets/enroll/initrd.img
+boot || goto failed
+:failed
+echo PyLabs appliance: the enrollment image did not boot; retrying in 10 s
+sleep 10
+chain http://{server}/boot/ipxe?mac={mac}
+"""
+
+LOCAL = """#!ipxe
+echo PyLabs appliance: {hostname} ({mac}) is known, booting from its local disk
+sanboot --no-describe --drive 0x80 || exit
+"""
+
+
+def normalize_mac(text: str | None) -> str | None:
+    """A MAC as lower-case colon-separated text, or None when it is not one."""
+    mac = (text or "").strip().lower().replace("-", ":")
+    return mac if MAC.match(mac) else None
+
+
+def ipxe_script(server: str, mac: str | None, machine, token: str) -> str:
+    """The script for `mac` (None: chain back with iPXE's own MAC); `machine` is the
+    enrolled machine with that MAC, or None."""
+    if mac is None:
+        return CHAIN.format(server=server)
+    if machine is None:
+        return ENROLL.format(server=server, mac=mac, dashed=mac.replace(":", "-"), token=token)
+    return LOCAL.format(mac=mac, hostname=machine.hostname or machine.guid)
