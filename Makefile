@@ -7,13 +7,13 @@ PY := $(VENV)/bin/python
 
 # Debian packages, by what needs them.
 DEB_BASE := python3 python3-venv python3-dev gcc make iproute2 iputils-ping procps curl ca-certificates
-DEB_RUN := $(DEB_BASE)
+DEB_RUN := $(DEB_BASE) qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe
 # One line per service, so that each service's work edits only its own line.
 DEB_TEST_DHCP := busybox isc-dhcp-client kea-admin qemu-system-x86 ipxe-qemu
 DEB_TEST_DNS := bind9-dnsutils knot-dnsutils dnsmasq-base
 DEB_TEST_TFTP := tftp-hpa atftp curl busybox ipxe pxelinux syslinux-common
 DEB_TEST_SMB :=
-DEB_TEST_BOOT :=
+DEB_TEST_BOOT := qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe busybox dnsmasq-base dpkg apt
 DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base nginx-light \
 	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT)
 DEB_BENCH_DHCP := dnsmasq-base kea-admin
@@ -24,8 +24,12 @@ DEB_BENCH := $(DEB_TEST) $(DEB_BENCH_DHCP) $(DEB_BENCH_DNS) $(DEB_BENCH_TFTP) $(
 
 .PHONY: run test bench deps-run deps-test deps-bench venv lint clean
 
+# The lab: the appliance and QEMU machines in network namespaces; they PXE-boot and
+# enroll, the inventory is printed, and everything is stopped again.
 run: deps-run venv
-	$(PY) -m appliance.lab.smoke --config etc/lab.toml
+	$(PY) -m appliance lab down
+	$(PY) -m appliance lab up --vms 2
+	$(PY) -m appliance lab down
 
 test: deps-test venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ import signal
 import sys
 
 from appliance import __version__, components, config, log, nginx
+from appliance.image import commands as image_commands
 from appliance.osis import commands as osis_commands
 from appliance.osis.schema import SchemaError
 from appliance.osis.store import StoreError
@@ -63,9 +64,29 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--defaults", action="store_true", help="ignore any file: print the defaults")
     show.set_defaults(func=cmd_config_show)
     osis_commands.add_commands(sub, _config_option)
+    lab = sub.add_parser("lab", help="a lab in network namespaces: the appliance and QEMU machines")
+    lab_sub = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lab_up = lab_sub.add_parser("up", help="start the lab, PXE-boot the machines, wait until they enrolled")
+    lab_up.add_argument("--vms", type=int, default=2, help="machines to boot (default 2)")
+    lab_up.add_argument("--firmware", choices=["bios", "uefi"], default="bios")
+    lab_up.add_argument("--timeout", type=float, default=300, help="seconds to wait for enrollment")
+    lab_up.set_defaults(func=lambda a: _lab("up", a.vms, a.firmware, a.timeout))
+    lab_sub.add_parser("status", help="the lab's appliance, machines and inventory").set_defaults(
+        func=lambda a: _lab("status"))
+    lab_sub.add_parser("down", help="stop everything the lab started, delete its namespaces").set_defaults(
+        func=lambda a: _lab("down"))
     site = sub.add_parser("nginx-config", help="print the nginx site that fronts the app server")
     _config_option(site)
     site.set_defaults(func=cmd_nginx_config)
+    image = sub.add_parser("image", help="build the images the appliance serves")
+    image_sub = image.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = image_sub.add_parser("build", help="build an image from its recipe in image/, cached by its hash")
+    build.add_argument("name", choices=["enroll"], help="enroll: the enrollment netboot image")
+    build.add_argument("--output", metavar="DIR", help="where to put it (default: [http].root/NAME)")
+    build.add_argument("--force", action="store_true",
+                       help="rebuild even when up to date, downloading the packages again")
+    _config_option(build)
+    build.set_defaults(func=cmd_image_build)
     return top
 
 
@@ -96,9 +117,23 @@ def cmd_config_show(args) -> int:
     return 0
 
 
+def _lab(action: str, *args) -> int:
+    from appliance.lab import lab  # QEMU and namespaces: only for this command
+
+    try:
+        return getattr(lab, action)(*args)
+    except lab.LabError as exc:
+        print(f"appliance: lab: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
 def cmd_nginx_config(args) -> int:
     print(nginx.site(load_config(args)), end="")
     return 0
+
+
+def cmd_image_build(args) -> int:
+    return image_commands.build(load_config(args), args.name, args.output, args.force)
 
 
 def cmd_run(args) -> int:

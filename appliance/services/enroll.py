@@ -73,7 +73,13 @@ class EnrollSettings:
 
 
 def _clean(text: str | None) -> str | None:
+    """Trimmed text, None when empty. The enrollment image sends bytes above 0x7e as
+    \\u00XX (busybox has no UTF-8 encoder): put UTF-8 sequences back together."""
     text = (text or "").strip()
+    try:
+        text = text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass  # real Unicode, or bytes that are not UTF-8: keep them as they came
     return text or None
 
 

@@ -163,3 +163,10 @@ def test_dhcp_reserves_the_enrolled_address(tmp_path):
     assert inventory.reserved_for(found.ip) == "52:54:00:01:02:03"
     assert inventory.reservation("52:54:00:09:09:09") is None
     store.close()
+
+
+def test_utf8_serials_sent_byte_by_byte_come_back_whole(lab):
+    """busybox has no UTF-8 encoder: the image escapes each byte above 0x7e as \\u00XX."""
+    body = facts(mac="52:54:00:ab:cd:77", uuid=None, serial="S\u00c3\u00a9rie-7")
+    guid = post(lab, body).json()["guid"]
+    assert httpx.get(f"{lab.base}/api/v1/machines/{guid}").json()["serial"] == "Série-7"

@@ -1,0 +1,233 @@
+"""`appliance lab up|status|down`: the appliance and QEMU machines on a private segment.
+
+    switch namespace (bridge br0) ── veth ── appliance namespace: eth0 10.77.0.1/24,
+         │                                   `appliance run` with DHCP, DNS, TFTP,
+         └── tap0, tap1, … ── QEMU machines  HTTP boot, OSIS and the app server
+
+Nothing touches the machine's own interfaces. The machines PXE-boot (SeaBIOS with the
+iPXE ROM, or OVMF with its own PXE fetching ipxe.efi over TFTP), boot the enrollment
+image over HTTP, enroll and power off. `up` waits for that and prints the inventory;
+the lab keeps running until `down`, which stops every process by its PID and deletes
+the namespaces. The lab's state (names, PIDs) is kept in LAB_DIR/lab.json.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from appliance.lab import machines
+from appliance.lab.netns import Netns, NetnsError
+
+LAB_DIR = Path(os.environ.get("APPLIANCE_LAB_DIR", "/var/lib/appliance-lab"))
+ADDRESS, SUBNET = "10.77.0.1", "10.77.0.0/24"
+CONFIG = """# The lab's appliance, written by `appliance lab up`.
+[node]
+name = "appliance"
+domain = "lab.test"
+address = "{address}"
+state_dir = "{state}"
+
+[osis]
+enabled = true
+
+[dhcp]
+enabled = true
+interface = "eth0"
+subnet = "{subnet}"
+range = ["10.77.0.100", "10.77.0.199"]
+
+[dns]
+enabled = true
+listen = ["{address}"]
+
+[tftp]
+enabled = true
+listen = ["{address}"]
+root = "{state}/tftp"
+
+[http]
+enabled = true
+root = "{state}/http"
+
+[appserver]
+listen = "{address}"
+port = 80
+token = "{admin}"
+enroll_token = "{enroll}"
+enroll_action = "poweroff"
+"""
+
+
+class LabError(RuntimeError):
+    """The lab could not be brought up, or is not there."""
+
+
+@dataclass
+class LabState:
+    switch: str
+    appliance: str
+    appliance_pid: int
+    admin_token: str
+    vms: list[dict] = field(default_factory=list)  # name, pid, mac, serial, log
+
+
+def _say(text: str) -> None:
+    print(f"lab: {text}", flush=True)
+
+
+def _state_file() -> Path:
+    return LAB_DIR / "lab.json"
+
+
+def load_state() -> LabState:
+    try:
+        return LabState(**json.loads(_state_file().read_text()))
+    except FileNotFoundError:
+        raise LabError(f"no lab is up (no {_state_file()})") from None
+
+
+def up(vms: int, firmware: str, timeout: float) -> int:
+    if _state_file().exists():
+        raise LabError(f"a lab is already up ({_state_file()}): `appliance lab down` first")
+    state_dir = LAB_DIR / "state"
+    for sub in ("tftp", "http"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    admin, enroll = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    cfg = LAB_DIR / "appliance.toml"
+    cfg.write_text(CONFIG.format(address=ADDRESS, subnet=SUBNET, state=state_dir, admin=admin, enroll=enroll))
+    _build_image(cfg)
+    switch, appl = Netns.create("lab"), Netns.create("lab")
+    lab = LabState(switch.name, appl.name, 0, admin)
+    try:
+        switch.add_bridge("br0")
+        switch.add_port("br0", appl, "eth0", address=f"{ADDRESS}/24")
+        log = open(LAB_DIR / "appliance.log", "ab")  # noqa: SIM115 - the appliance keeps it
+        lab.appliance_pid = appl.popen([sys.executable, "-m", "appliance", "run", "-c", str(cfg)],
+                                       stdout=log, stderr=log, start_new_session=True).pid
+        _save(lab)
+        _wait_healthy(appl, timeout=30)
+        _say(f"appliance up at {ADDRESS} (log: {LAB_DIR / 'appliance.log'})")
+        for i in range(vms):
+            lab.vms.append(machines.start(switch, i, firmware, LAB_DIR))
+            _save(lab)
+            _say(f"machine {lab.vms[-1]['name']} ({firmware}) powered on, serial {lab.vms[-1]['serial']}")
+        _wait_enrolled(lab, appl, timeout)
+    except BaseException:
+        _say("bringing the lab down after the failure above")
+        down()
+        raise
+    print_inventory(lab, appl)
+    return 0
+
+
+def _build_image(cfg: Path) -> None:
+    """Into [http].root/enroll/, where the boot scripts point."""
+    _say("building the enrollment image (cached after the first time)")
+    result = subprocess.run([sys.executable, "-m", "appliance", "image", "build", "enroll",
+                             "-c", str(cfg)], text=True, capture_output=True)
+    if result.returncode != 0:
+        raise LabError(f"enrollment image: {result.stderr.strip() or result.stdout.strip()}")
+
+
+def _api(appl: Netns, path: str, token: str = "") -> object:
+    cmd = ["curl", "-sf", "-m", "5", f"http://{ADDRESS}{path}"]
+    if token:
+        cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    result = appl.run(cmd, check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def _wait_healthy(appl: Netns, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _api(appl, "/api/v1/health"):
+            return
+        time.sleep(0.3)
+    raise LabError(f"the appliance did not come up in {timeout:.0f} s: see {LAB_DIR / 'appliance.log'}")
+
+
+def _wait_enrolled(lab: LabState, appl: Netns, timeout: float) -> None:
+    deadline, waiting = time.monotonic() + timeout, {vm["serial"]: vm for vm in lab.vms}
+    while waiting and time.monotonic() < deadline:
+        for machine in _api(appl, "/api/v1/machines") or []:
+            vm = waiting.pop(machine.get("serial"), None)
+            if vm is not None:
+                _say(f"machine {vm['name']} enrolled as {machine['hostname']} ({machine['ip']}) "
+                     f"after {time.time() - vm['started']:.0f} s")
+        time.sleep(1)
+    if waiting:
+        logs = ", ".join(vm["log"] for vm in waiting.values())
+        raise LabError(f"{len(waiting)} machine(s) did not enroll in {timeout:.0f} s: see {logs}")
+
+
+def print_inventory(lab: LabState, appl: Netns) -> None:
+    rows = _api(appl, "/api/v1/machines") or []
+    print(f"\n{'hostname':16} {'ip':14} {'state':10} {'serial':12} {'mac':18} {'disks':24} cpus  memory")
+    for m in rows:
+        disks = ",".join(f"{d['name']}:{d['serial']}" for d in m["disks"])
+        macs = ",".join(n["mac"] for n in m["interfaces"])
+        print(f"{m['hostname']:16} {m['ip'] or '-':14} {m['state']:10} {m['serial'] or '-':12} "
+              f"{macs:18} {disks:24} {m['cpus']:4}  {m['memory_mb']} MiB")
+    print(f"\n{len(rows)} machine(s) enrolled. `appliance lab status` shows more, `appliance lab down` "
+          "stops the lab.")
+
+
+def status() -> int:
+    lab = load_state()
+    appl = Netns(lab.appliance)
+    health = _api(appl, "/api/v1/health")
+    _say(f"appliance {ADDRESS}: {health['status'] if health else 'not answering'}")
+    for vm in lab.vms:
+        alive = _alive(vm["pid"])
+        _say(f"machine {vm['name']} ({vm['mac']}, serial {vm['serial']}): "
+             f"{'running' if alive else 'powered off'}")
+    print_inventory(lab, appl)
+    return 0
+
+
+def down() -> int:
+    try:
+        lab = load_state()
+    except LabError:
+        _say("no lab is up")
+        return 0
+    for pid in [vm["pid"] for vm in lab.vms] + [lab.appliance_pid]:
+        _stop(pid)
+    for name in (lab.appliance, lab.switch):
+        try:
+            Netns(name).close()
+        except NetnsError as exc:
+            _say(f"namespace {name}: {exc}")
+    _state_file().unlink(missing_ok=True)
+    _say("down")
+    return 0
+
+
+def _save(lab: LabState) -> None:
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    _state_file().write_text(json.dumps(asdict(lab), indent=2))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _stop(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; by PID only."""
+    if not pid or not _alive(pid):
+        return
+    os.kill(pid, 15)
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, 9)

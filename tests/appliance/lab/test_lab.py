@@ -1,0 +1,87 @@
+"""End to end, with real QEMU: machines PXE-boot from the appliance, enroll, and are known.
+
+`appliance lab up` as a user runs it (what `make run` does): BIOS machines (SeaBIOS +
+QEMU's iPXE ROM, two at once) and a UEFI one (OVMF's own PXE fetching ipxe.efi over
+TFTP). Each must end up in the inventory with the identity QEMU gave it, resolve through
+the appliance's DNS, and take the known-machine path when it boots again.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from appliance.lab import machines
+from appliance.lab.netns import Netns
+from tests.fixtures.tools import require_tool
+
+pytestmark = pytest.mark.slow
+
+
+def lab(lab_dir, *args, timeout=400):
+    env = {**os.environ, "APPLIANCE_LAB_DIR": str(lab_dir)}
+    return subprocess.run([sys.executable, "-m", "appliance", "lab", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module", params=[("bios", 2), ("uefi", 1)], ids=["bios-x2", "uefi"])
+def lab_up(request, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("lab")
+    for tool in ("qemu-system-x86_64", "qemu-img", "curl", "dig"):
+        require_tool(tool)
+    firmware, vms = request.param
+    result = lab(tmp_path, "up", "--vms", str(vms), "--firmware", firmware, "--timeout", "240")
+    try:
+        assert result.returncode == 0, _failure(tmp_path, result)
+        yield tmp_path, json.loads((tmp_path / "lab.json").read_text()), result.stdout
+    finally:
+        down = lab(tmp_path, "down", timeout=60)
+        assert down.returncode == 0, down.stderr
+        assert not (tmp_path / "lab.json").exists()
+
+
+def _failure(lab_dir, result) -> str:
+    logs = "".join(f"\n--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
+                   for p in sorted(lab_dir.glob("*.log")))
+    return result.stdout + result.stderr + logs
+
+
+def test_machines_enroll_with_the_identity_qemu_gave_them(lab_up):
+    lab_dir, state, out = lab_up
+    appl = Netns(state["appliance"])
+    listed = json.loads(appl.run(["curl", "-sf", "http://10.77.0.1/api/v1/machines"]).stdout)
+    by_serial = {m["serial"]: m for m in listed}
+    for vm in state["vms"]:
+        machine = by_serial[vm["serial"]]
+        assert machine["uuid"] == vm["uuid"]
+        assert [d["serial"] for d in machine["disks"]] == [vm["disk_serial"]]
+        assert [n["mac"] for n in machine["interfaces"]] == [vm["mac"]]
+        assert machine["state"] == "ENROLLED" and machine["ip"].startswith("10.77.0.")
+        fqdn = f"{machine['hostname']}.lab.test"
+        assert appl.run(["dig", "+short", "@10.77.0.1", fqdn]).stdout.split() == [machine["ip"]]
+        assert machine["hostname"] in out
+    assert len(listed) == len(state["vms"])
+
+
+def test_a_second_boot_takes_the_known_path(lab_up):
+    lab_dir, state, _ = lab_up
+    switch, vm = Netns(state["switch"]), state["vms"][0]
+    index = int(vm["name"][2:])
+    switch.ip("link", "del", f"tap{index}")
+    again = machines.start(switch, index, vm["firmware"], lab_dir)
+    log = lab_dir / "appliance.log"
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            if f"msg=boot.script mac={vm['mac']} known=True" in log.read_text():
+                break
+            time.sleep(1)
+        assert f"msg=boot.script mac={vm['mac']} known=True" in log.read_text(), log.read_text()[-3000:]
+    finally:
+        os.kill(again["pid"], 9)
+    appl = Netns(state["appliance"])
+    listed = json.loads(appl.run(["curl", "-sf", "http://10.77.0.1/api/v1/machines"]).stdout)
+    assert len(listed) == len(state["vms"])  # known, not enrolled twice
