@@ -12,14 +12,14 @@ DEB_RUN := $(DEB_BASE) qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe
 DEB_TEST_DHCP := busybox isc-dhcp-client kea-admin qemu-system-x86 ipxe-qemu
 DEB_TEST_DNS := bind9-dnsutils knot-dnsutils dnsmasq-base
 DEB_TEST_TFTP := tftp-hpa atftp curl busybox ipxe pxelinux syslinux-common
-DEB_TEST_SMB :=
+DEB_TEST_SMB := smbclient
 DEB_TEST_BOOT := qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe busybox dnsmasq-base dpkg apt
 DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base nginx-light \
 	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT)
 DEB_BENCH_DHCP := dnsmasq-base kea-admin
 DEB_BENCH_DNS := dnsperf bind9-dnsutils dnsmasq-base
 DEB_BENCH_TFTP := atftp libwrap0 libpcre2-8-0
-DEB_BENCH_SMB :=
+DEB_BENCH_SMB := smbclient samba-libs
 DEB_BENCH := $(DEB_TEST) $(DEB_BENCH_DHCP) $(DEB_BENCH_DNS) $(DEB_BENCH_TFTP) $(DEB_BENCH_SMB)
 
 .PHONY: run test bench deps-run deps-test deps-bench venv lint clean

@@ -47,6 +47,24 @@ GOOD = {
         and c.dns.reverse_zones[0] == IPv4Network("10.0.0.0/24"),
     ),
     "node names": ('[node]\nname = "mgmt-01"\ndomain = "rack1.example.org"', lambda c: c.node.name == "mgmt-01"),
+    "smb shares and users": (
+        """
+        [smb]
+        enabled = true
+        port = 4445
+        users = [{ name = "installer", password = "pw" }]
+        [[smb.shares]]
+        name = "winpe"
+        path = "/srv/winpe/"
+        [[smb.shares]]
+        name = "drivers"
+        path = "/srv/drivers"
+        guest = false
+        users = ["installer"]
+        """,
+        lambda c: c.smb.shares[0].read_only and c.smb.shares[0].guest and c.smb.shares[0].path == "/srv/winpe"
+        and c.smb.shares[1].users == ("installer",) and c.smb.users[0].password == "pw",
+    ),
 }
 
 BAD = {
@@ -125,6 +143,30 @@ BAD = {
         ['dns.reverse_zones[0]: "10.0.0.1/24" is not an IP network such as 10.0.0.0/24 or fd00::/64'],
     ),
     "udp size too small": ("[dns]\nudp_size = 100", ["dns.udp_size: 100 should be greater than or equal to 512"]),
+    "smb share with a relative path": (
+        '[smb]\nshares = [{ name = "x", path = "srv/x" }]',
+        ['smb.shares[0].path: "srv/x" is not an absolute path'],
+    ),
+    "smb share named IPC$": (
+        '[smb]\nshares = [{ name = "ipc$", path = "/x" }]',
+        ['smb.shares[0].name: "ipc$" is not a share name (1-80 characters, none of \\/:*?"<>|[]+=;, and not IPC$)'],
+    ),
+    "smb share shared twice": (
+        '[smb]\nshares = [{ name = "a", path = "/a" }, { name = "A", path = "/b" }]',
+        ['smb.shares[1].name: "A" is shared twice'],
+    ),
+    "smb share for an unknown user": (
+        '[smb]\nusers = [{ name = "u", password = "p" }]\nshares = [{ name = "a", path = "/a", users = ["v"] }]',
+        ['smb.shares[0].users: "v" is not in smb.users'],
+    ),
+    "smb share nobody can reach": (
+        '[smb]\nshares = [{ name = "a", path = "/a", guest = false }]',
+        ["smb.shares[0].guest: is false but smb.users is empty: nobody could connect"],
+    ),
+    "smb user without password": (
+        '[smb]\nusers = [{ name = "u", password = "" }]',
+        ['smb.users[0].password: "" is empty: set a password'],
+    ),
     "several at once, all reported": (
         '[dns]\nport = 0\n[tftp]\nenabled = 1',
         ["dns.port: 0 should be greater than or equal to 1", "tftp.enabled: 1 should be true or false"],
