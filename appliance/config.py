@@ -305,6 +305,8 @@ def _describe(err: dict) -> str:
         return f"{_key(loc)}: unknown {what}{_did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))}"
     if err["type"] in ("dataclass_type", "dataclass_args_type"):
         return f"{_key(loc)}: must be a table"
+    if err["type"] == "missing":
+        return f"{_key(loc)}: is required"
     if err["type"] == "value_error":
         problem = str(error)
     else:

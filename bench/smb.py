@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._clients import run_all
+
 MIB = 1024 * 1024
 SIZE = 256 * MIB
 RUNS = 3
@@ -110,19 +112,9 @@ def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
 
 def _download(port: int, count: int, out: Path) -> tuple[float, list[Path]]:
     targets = [out / f"got.{i}" for i in range(count)]
-    began = time.perf_counter()
-    procs = [subprocess.Popen(["smbclient", "-N", "-p", str(port), "//127.0.0.1/media",
-                               "-c", f"get big {t}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for t in targets]
-    ok = []
-    for proc, target in zip(procs, targets, strict=True):
-        try:
-            if proc.wait(timeout=max(1, CLIENT_TIMEOUT - (time.perf_counter() - began))) == 0:
-                ok.append(target)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return time.perf_counter() - began, ok
+    seconds, ok = run_all([["smbclient", "-N", "-p", str(port), "//127.0.0.1/media", "-c", f"get big {t}"]
+                           for t in targets], CLIENT_TIMEOUT)
+    return seconds, [t for t, good in zip(targets, ok, strict=True) if good]
 
 
 def _sha(path: Path) -> str:

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._clients import run_all
+
 MIB = 1024 * 1024
 RUNS = 3
 CONCURRENT = 50
@@ -93,18 +95,9 @@ def _running(cmd: list[str]):
 def _download(port: int, name: str, options: dict, count: int, out: Path) -> tuple[float, list[Path]]:
     opts = [a for k, v in options.items() for a in ("--option", f"{k} {v}")]
     targets = [out / f"{name}.{i}" for i in range(count)]
-    began = time.perf_counter()
-    procs = [subprocess.Popen(["atftp", *opts, "-g", "-r", name, "-l", str(t), "127.0.0.1", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for t in targets]
-    ok = []
-    for proc, target in zip(procs, targets, strict=True):
-        try:
-            if proc.wait(timeout=max(1, CLIENT_TIMEOUT - (time.perf_counter() - began))) == 0:
-                ok.append(target)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return time.perf_counter() - began, ok
+    seconds, ok = run_all([["atftp", *opts, "-g", "-r", name, "-l", str(t), "127.0.0.1", str(port)]
+                           for t in targets], CLIENT_TIMEOUT)
+    return seconds, [t for t, good in zip(targets, ok, strict=True) if good]
 
 
 def _measure(port: int, files: dict, out: Path) -> dict[str, tuple[float, int]]:

@@ -52,16 +52,6 @@ Url = Annotated[StrictStr, AfterValidator(_url)]
 BootFile = Annotated[StrictStr, Field(max_length=127)]
 
 
-def _known_keys(cls, data: Any) -> Any:
-    # The appliance's error reporter cannot name an unknown key inside a list of tables,
-    # so these entries refuse one themselves, as a value error on the entry.
-    if isinstance(data, dict):
-        unknown = sorted(set(data) - set(cls.__pydantic_fields__))
-        if unknown:
-            raise ValueError(f"has unknown key {unknown[0]!r}")
-    return data
-
-
 @dataclass(frozen=True, config=SECTION)
 class Reservation:
     """A fixed address for one MAC, like dnsmasq's dhcp-host."""
@@ -73,7 +63,6 @@ class Reservation:
     hostname: StrictStr = ""
     """Host name given to it (option 12); empty: none."""
 
-    _keys = model_validator(mode="before")(classmethod(_known_keys))
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -89,7 +78,6 @@ class RelayPool:
     router: MaybeIPv4 = None
     """Its default gateway (option 3); "": the relay's giaddr."""
 
-    _keys = model_validator(mode="before")(classmethod(_known_keys))
 
     @model_validator(mode="after")
     def _range_fits(self):

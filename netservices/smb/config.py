@@ -8,7 +8,7 @@ that a bad config stops start-up naming the key.
 import os
 import re
 from ipaddress import IPv4Address
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, Field, StrictBool, StrictStr, model_validator
 from pydantic.dataclasses import dataclass
@@ -51,16 +51,6 @@ def _netbios(value: str) -> str:
     return value
 
 
-def _known_keys(cls, data: Any) -> Any:
-    # The appliance's error reporter cannot name an unknown key inside a list of tables,
-    # so these entries refuse one themselves, as a value error on the entry.
-    if isinstance(data, dict):
-        unknown = sorted(set(data) - set(cls.__pydantic_fields__))
-        if unknown:
-            raise ValueError(f"has unknown key {unknown[0]!r}")
-    return data
-
-
 ShareName = Annotated[StrictStr, AfterValidator(_share_name)]
 UserName = Annotated[StrictStr, AfterValidator(_user_name)]
 AbsolutePath = Annotated[StrictStr, AfterValidator(_absolute)]
@@ -84,7 +74,6 @@ class Share:
     users: tuple[UserName, ...] = ()
     """Users of [[smb.users]] who may connect; empty: every one of them."""
 
-    _keys = model_validator(mode="before")(classmethod(_known_keys))
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -96,7 +85,6 @@ class User:
     password: Annotated[StrictStr, AfterValidator(_password)]
     """Its password."""
 
-    _keys = model_validator(mode="before")(classmethod(_known_keys))
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -105,7 +105,7 @@ BAD = {
     ),
     "reservation with an unknown key": (
         '[dhcp]\nreservations = [{ mac = "52:54:00:12:34:56", addr = "10.0.0.5" }]',
-        ['dhcp.reservations[0]: {"mac": "52:54:00:12:34:56", "addr": "10.0.0.5"} has unknown key \'addr\''],
+        ["dhcp.reservations[0].ip: is required", "dhcp.reservations[0].addr: unknown key"],
     ),
     "reservation outside every served subnet": (
         '[dhcp]\nsubnet = "10.0.0.0/24"\nreservations = [{ mac = "52:54:00:12:34:56", ip = "10.9.0.5" }]',
