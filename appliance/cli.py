@@ -15,6 +15,7 @@ from appliance.osis import commands as osis_commands
 from appliance.osis.schema import SchemaError
 from appliance.osis.store import StoreError
 from appliance.runner import StartupError, Supervisor
+from appliance.tasklets import commands as tasklets_commands
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--defaults", action="store_true", help="ignore any file: print the defaults")
     show.set_defaults(func=cmd_config_show)
     osis_commands.add_commands(sub, _config_option)
+    tasklets_commands.add_commands(sub, _config_option)
     lab = sub.add_parser("lab", help="a lab in network namespaces: the appliance and QEMU machines")
     lab_sub = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
     lab_up = lab_sub.add_parser("up", help="start the lab, PXE-boot the machines, wait until they enrolled")

@@ -192,8 +192,13 @@ class TaskletsConfig:
 
     enabled: StrictBool = False
     """Load tasklets."""
+    builtin: StrictBool = True
+    """Load the built-in tasklets (facts, ping, command) before the directories in `paths`."""
     paths: tuple[StrictStr, ...] = ()
-    """Directories of tasklet files, loaded in this order."""
+    """Directories of tasklet files (*.py), loaded in this order; a tasklet in a later one
+    replaces an earlier one (or a built-in) of the same NAME."""
+    timeout: Seconds = 60
+    """Seconds a tasklet may run before it and every process it started are killed."""
 
 
 def _table(cls):
