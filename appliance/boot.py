@@ -5,6 +5,10 @@ machine gets the enrollment image (kernel and initrd from /assets/enroll/, with 
 appliance URL and the enrollment token on the kernel command line); a known machine
 gets its next action — by default, boot from its local disk. Pure: the route looks the
 machine up and passes it in.
+
+Machines that run pxelinux instead (`[dhcp] bios_boot_file = "pxelinux.0"`) read
+`pxelinux.cfg/01-<mac>` over TFTP: the same decision as a pxelinux config, whose kernel
+and initrd come over TFTP too (`enroll/vmlinuz`, `enroll/initrd.img`).
 """
 
 import re
@@ -32,6 +36,27 @@ echo PyLabs appliance: {hostname} ({mac}) is known, booting from its local disk
 sanboot --no-describe --drive 0x80 || exit
 """
 
+# pxelinux paths are relative to the TFTP directory of pxelinux.0; IPAPPEND 2 appends
+# BOOTIF=01-<mac> itself, in the form the enrollment image reads.
+PXELINUX_ENROLL = """# PyLabs appliance: unknown machine {mac}, enrolling
+DEFAULT enroll
+PROMPT 0
+TIMEOUT 0
+LABEL enroll
+  KERNEL enroll/vmlinuz
+  INITRD enroll/initrd.img
+  APPEND console=tty0 console=ttyS0,115200 quiet appliance.url=http://{server} appliance.token={token}
+  IPAPPEND 2
+"""
+
+PXELINUX_LOCAL = """# PyLabs appliance: {hostname} ({mac}) is known, booting from its local disk
+DEFAULT local
+PROMPT 0
+TIMEOUT 0
+LABEL local
+  LOCALBOOT 0
+"""
+
 
 def normalize_mac(text: str | None) -> str | None:
     """A MAC as lower-case colon-separated text, or None when it is not one."""
@@ -47,3 +72,10 @@ def ipxe_script(server: str, mac: str | None, machine, token: str) -> str:
     if machine is None:
         return ENROLL.format(server=server, mac=mac, dashed=mac.replace(":", "-"), token=token)
     return LOCAL.format(mac=mac, hostname=machine.hostname or machine.guid)
+
+
+def pxelinux_config(server: str, mac: str, machine, token: str) -> str:
+    """The pxelinux config for `mac`: enroll when `machine` is None, else boot the local disk."""
+    if machine is None:
+        return PXELINUX_ENROLL.format(server=server, mac=mac, token=token)
+    return PXELINUX_LOCAL.format(mac=mac, hostname=machine.hostname or machine.guid)

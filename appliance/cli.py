@@ -71,8 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     lab_up = lab_sub.add_parser("up", help="start the lab, PXE-boot the machines, wait until they enrolled")
     lab_up.add_argument("--vms", type=int, default=2, help="machines to boot (default 2)")
     lab_up.add_argument("--firmware", choices=["bios", "uefi"], default="bios")
+    lab_up.add_argument("--loader", choices=["ipxe", "pxelinux"], default="ipxe",
+                        help="BIOS boot loader from DHCP: iPXE's script (default), or pxelinux.0 over TFTP")
     lab_up.add_argument("--timeout", type=float, default=300, help="seconds to wait for enrollment")
-    lab_up.set_defaults(func=lambda a: _lab("up", a.vms, a.firmware, a.timeout))
+    lab_up.set_defaults(func=lambda a: _lab("up", a.vms, a.firmware, a.timeout, a.loader))
     lab_sub.add_parser("status", help="the lab's appliance, machines and inventory").set_defaults(
         func=lambda a: _lab("status"))
     lab_sub.add_parser("down", help="stop everything the lab started, delete its namespaces").set_defaults(

@@ -4,17 +4,26 @@ What a client can read, first match wins: files rendered per request (`TftpCompo
 rendered`, e.g. per-MAC `pxelinux.cfg/01-aa-bb-…` menus, added by the boot logic), the
 files under the root, then the boot loaders of the Debian packages ipxe, pxelinux and
 syslinux-common under their usual names (`undionly.kpxe`, `ipxe.efi`, `pxelinux.0`, …).
+
+For pxelinux (`[dhcp] bios_boot_file = "pxelinux.0"`) it renders `pxelinux.cfg/01-<mac>`
+from the inventory (appliance.boot.pxelinux_config: enroll, or boot the local disk) and
+serves the enrollment image's kernel and initrd from `[http].root/enroll/` as
+`enroll/vmlinuz` and `enroll/initrd.img`.
 """
 
 import logging
 import os
+from pathlib import Path
 
+from appliance import boot
 from appliance.components import Runtime, register
 from appliance.config import Config
 from appliance.log import fields
+from appliance.osis.kv import StoreError
 from appliance.runner import Component
+from appliance.services import store_of
 from netservices.tftp.config import TftpConfig
-from netservices.tftp.files import DEBIAN_LOADERS, Aliases, Chain, Directory, Rendered
+from netservices.tftp.files import DEBIAN_LOADERS, Aliases, Chain, Directory, Refused, Rendered
 from netservices.tftp.server import TftpServer
 
 log = logging.getLogger("appliance.tftp")
@@ -46,6 +55,29 @@ class TftpComponent(Component):
             await self.server.stop()
 
 
+def add_pxelinux(rendered: Rendered, cfg: Config, runtime: Runtime) -> None:
+    """Per-MAC pxelinux configs from the inventory, and the enrollment kernel and initrd."""
+    server = f"{cfg.node.address or cfg.appserver.listen}:{cfg.appserver.port}"
+    enroll = Path(cfg.http.root) / "enroll"
+
+    def config(client, mac: str) -> bytes:
+        mac = boot.normalize_mac(mac)
+        try:
+            found = store_of(runtime)().query("machine", [("mac", "=", mac)], limit=1)
+        except StoreError as exc:
+            log.error("boot.unavailable", extra=fields(mac=mac, error=exc))
+            raise Refused("the object store is unavailable") from None
+        machine = found[0].obj if found else None
+        log.info("boot.script", extra=fields(mac=mac, known=machine is not None, loader="pxelinux"))
+        return boot.pxelinux_config(server, mac, machine, cfg.appserver.enroll_token).encode()
+
+    rendered.add(r"pxelinux\.cfg/01-(?P<mac>[0-9a-f]{2}(?:-[0-9a-f]{2}){5})", config)
+    rendered.add(r"enroll/(?P<name>vmlinuz|initrd\.img)",
+                 lambda client, name: Aliases({name: str(enroll / name)}).open(name, client))
+
+
 @register("tftp")
 def build(cfg: Config, runtime: Runtime) -> TftpComponent:
-    return TftpComponent(cfg.tftp)
+    component = TftpComponent(cfg.tftp)
+    add_pxelinux(component.rendered, cfg, runtime)
+    return component

@@ -6,9 +6,12 @@
 
 Nothing touches the machine's own interfaces. The machines PXE-boot (SeaBIOS with the
 iPXE ROM, or OVMF with its own PXE fetching ipxe.efi over TFTP), boot the enrollment
-image over HTTP, enroll and power off. `up` waits for that and prints the inventory;
-the lab keeps running until `down`, which stops every process by its PID and deletes
-the namespaces. The lab's state (names, PIDs) is kept in LAB_DIR/lab.json.
+image over HTTP, enroll and power off. With `--loader pxelinux` DHCP hands BIOS machines
+pxelinux.0 even though their ROM is iPXE (`ipxe_script = false`): iPXE chains it as any
+PXE ROM would, and pxelinux reads its per-MAC config, kernel and initrd over TFTP.
+`up` waits for the enrollments and prints the inventory; the lab keeps running until
+`down`, which stops every process by its PID and deletes the namespaces. The lab's
+state (names, PIDs) is kept in LAB_DIR/lab.json.
 """
 
 import json
@@ -40,7 +43,7 @@ enabled = true
 interface = "eth0"
 subnet = "{subnet}"
 range = ["10.77.0.100", "10.77.0.199"]
-
+{loader}
 [dns]
 enabled = true
 listen = ["{address}"]
@@ -61,6 +64,11 @@ token = "{admin}"
 enroll_token = "{enroll}"
 enroll_action = "poweroff"
 """
+
+
+# [dhcp] lines per BIOS loader: iPXE ROMs get the script URL by default; for pxelinux
+# they get pxelinux.0 like any PXE ROM (QEMU has no non-iPXE PXE ROM for BIOS).
+LOADERS = {"ipxe": "", "pxelinux": 'bios_boot_file = "pxelinux.0"\nipxe_script = false\n'}
 
 
 class LabError(RuntimeError):
@@ -91,7 +99,9 @@ def load_state() -> LabState:
         raise LabError(f"no lab is up (no {_state_file()})") from None
 
 
-def up(vms: int, firmware: str, timeout: float) -> int:
+def up(vms: int, firmware: str, timeout: float, loader: str = "ipxe") -> int:
+    if loader != "ipxe" and firmware != "bios":
+        raise LabError(f"--loader {loader} is for BIOS machines (UEFI ones chain ipxe.efi)")
     if _state_file().exists():
         raise LabError(f"a lab is already up ({_state_file()}): `appliance lab down` first")
     state_dir = LAB_DIR / "state"
@@ -99,7 +109,8 @@ def up(vms: int, firmware: str, timeout: float) -> int:
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     admin, enroll = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     cfg = LAB_DIR / "appliance.toml"
-    cfg.write_text(CONFIG.format(address=ADDRESS, subnet=SUBNET, state=state_dir, admin=admin, enroll=enroll))
+    cfg.write_text(CONFIG.format(address=ADDRESS, subnet=SUBNET, state=state_dir, admin=admin, enroll=enroll,
+                              loader=LOADERS[loader]))
     _build_image(cfg)
     switch, appl = Netns.create("lab"), Netns.create("lab")
     lab = LabState(switch.name, appl.name, 0, admin)
@@ -115,7 +126,8 @@ def up(vms: int, firmware: str, timeout: float) -> int:
         for i in range(vms):
             lab.vms.append(machines.start(switch, i, firmware, LAB_DIR))
             _save(lab)
-            _say(f"machine {lab.vms[-1]['name']} ({firmware}) powered on, serial {lab.vms[-1]['serial']}")
+            _say(f"machine {lab.vms[-1]['name']} ({firmware}, {loader}) powered on, "
+                 f"serial {lab.vms[-1]['serial']}")
         _wait_enrolled(lab, appl, timeout)
     except BaseException:
         _say("bringing the lab down after the failure above")

@@ -124,6 +124,9 @@ class DhcpConfig:
     """Boot URL for UEFI HTTP boot clients (option 93 = 16); {server} is this server's address."""
     ipxe_script_url: Url = "http://{server}/boot/ipxe?mac=${net0/mac}"
     """Boot script URL for clients already running iPXE (option 77 "iPXE"); iPXE expands ${…}."""
+    ipxe_script: StrictBool = True
+    """Give iPXE clients the script URL; false: the boot file for their architecture, as any PXE ROM
+    gets (e.g. pxelinux.0 chained by an iPXE NIC ROM; never with undionly.kpxe, which would loop)."""
     proxy: StrictBool = False
     """ProxyDHCP beside another DHCP server: boot information only, to PXE clients, on 67 and 4011."""
     proxy_port: Port = 4011

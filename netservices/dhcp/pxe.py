@@ -47,7 +47,7 @@ def _url(template: str, server: IPv4Address) -> str:
 
 def boot_file(req: Request, cfg: DhcpConfig, server: IPv4Address) -> str | None:
     """The file (or URL) this client should boot, or None for an unknown architecture."""
-    if is_ipxe(req):
+    if is_ipxe(req) and cfg.ipxe_script:
         return _url(cfg.ipxe_script_url, server)
     if req.arch == ARCH_EFI_HTTP or req.vendor_class.startswith(b"HTTPClient"):
         return _url(cfg.http_boot_url, server)

@@ -34,4 +34,5 @@ class TftpConfig:
     retries: Annotated[StrictInt, Field(ge=1, le=100)] = 6
     """Retransmissions without an answer before a transfer is given up."""
     max_transfers: Annotated[StrictInt, Field(ge=1, le=100000)] = 500
-    """Transfers served at once; further requests get an error until one ends."""
+    """Transfers served at once; further requests go unanswered (clients send them again)
+    until one ends: a PXE ROM gives up its boot on an error, not on silence."""

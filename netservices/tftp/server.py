@@ -154,7 +154,11 @@ class TftpServer:
             self._count("duplicate_request")  # the transfer already started retransmits itself
             return
         if len(self._sessions) >= self.cfg.max_transfers:
-            return self._refuse(sock, peer, "busy", wire.NOT_DEFINED, "Server busy")
+            # Unanswered, not refused: a PXE ROM aborts its boot on an ERROR, but sends a
+            # request left without answer again, and gets a slot once one is free.
+            REQUESTS.labels("busy").inc()
+            self.stats["request_busy"] += 1
+            return
         try:
             path = clean_path(packet.filename)
         except Refused as exc:

@@ -1,8 +1,9 @@
 """End to end, with real QEMU: machines PXE-boot from the appliance, enroll, and are known.
 
 `appliance lab up` as a user runs it (what `make run` does): BIOS machines (SeaBIOS +
-QEMU's iPXE ROM, two at once) and a UEFI one (OVMF's own PXE fetching ipxe.efi over
-TFTP). Each must end up in the inventory with the identity QEMU gave it, resolve through
+QEMU's iPXE ROM, two at once), a UEFI one (OVMF's own PXE fetching ipxe.efi over
+TFTP) and a BIOS one told by DHCP to boot pxelinux.0 (`--loader pxelinux`: config,
+kernel and initrd over TFTP). Each must end up in the inventory with the identity QEMU gave it, resolve through
 the appliance's DNS, and take the known-machine path when it boots again.
 """
 
@@ -27,13 +28,15 @@ def lab(lab_dir, *args, timeout=400):
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module", params=[("bios", 2), ("uefi", 1)], ids=["bios-x2", "uefi"])
+@pytest.fixture(scope="module", params=[("bios", 2, "ipxe"), ("uefi", 1, "ipxe"), ("bios", 1, "pxelinux")],
+                ids=["bios-x2", "uefi", "bios-pxelinux"])
 def lab_up(request, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("lab")
     for tool in ("qemu-system-x86_64", "qemu-img", "curl", "dig"):
         require_tool(tool)
-    firmware, vms = request.param
-    result = lab(tmp_path, "up", "--vms", str(vms), "--firmware", firmware, "--timeout", "240")
+    firmware, vms, loader = request.param
+    result = lab(tmp_path, "up", "--vms", str(vms), "--firmware", firmware, "--loader", loader,
+                 "--timeout", "240")
     try:
         assert result.returncode == 0, _failure(tmp_path, result)
         yield tmp_path, json.loads((tmp_path / "lab.json").read_text()), result.stdout
@@ -64,6 +67,18 @@ def test_machines_enroll_with_the_identity_qemu_gave_them(lab_up):
         assert appl.run(["dig", "+short", "@10.77.0.1", fqdn]).stdout.split() == [machine["ip"]]
         assert machine["hostname"] in out
     assert len(listed) == len(state["vms"])
+
+
+def test_the_machines_booted_the_loader_asked_for(lab_up):
+    lab_dir, state, out = lab_up
+    log = (lab_dir / "appliance.log").read_text()
+    pxelinux = "(bios, pxelinux)" in out
+    for vm in state["vms"]:
+        serial = (lab_dir / f"{vm['name']}.serial.log").read_text(errors="replace")
+        assert ("PXELINUX" in serial) == pxelinux
+        assert (f"msg=boot.script mac={vm['mac']} known=False loader=pxelinux" in log) == pxelinux
+    if pxelinux:  # the enrollment image came over TFTP, not HTTP
+        assert "path=enroll/vmlinuz result=done" in log and "path=enroll/initrd.img result=done" in log
 
 
 def test_a_second_boot_takes_the_known_path(lab_up):

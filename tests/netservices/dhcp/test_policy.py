@@ -50,6 +50,8 @@ BOOT = {
     "iPXE with a custom script URL": (
         {"ipxe_script_url": "http://{server}:8000/boot/ipxe"}, QEMU_BIOS_IPXE,
         "http://10.0.0.2:8000/boot/ipxe", {}, []),
+    "iPXE chaining pxelinux: ipxe_script off gives the BIOS boot file": (
+        {"ipxe_script": False, "bios_boot_file": "pxelinux.0"}, QEMU_BIOS_IPXE, "pxelinux.0", {}, []),
     "next-server elsewhere": ({"next_server": "10.0.0.9"}, OVMF_PXE, "ipxe.efi",
                               {"tftp_server_name": b"10.0.0.9"}, []),
 }
