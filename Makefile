@@ -7,13 +7,13 @@ PY := $(VENV)/bin/python
 
 # Debian packages, by what needs them.
 DEB_BASE := python3 python3-venv python3-dev gcc make iproute2 iputils-ping procps curl ca-certificates
-DEB_RUN := $(DEB_BASE) qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe
+DEB_RUN := $(DEB_BASE) qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe pxelinux syslinux-common tcpdump
 # One line per service, so that each service's work edits only its own line.
 DEB_TEST_DHCP := busybox isc-dhcp-client kea-admin qemu-system-x86 ipxe-qemu
 DEB_TEST_DNS := bind9-dnsutils knot-dnsutils dnsmasq-base
 DEB_TEST_TFTP := tftp-hpa atftp curl busybox ipxe pxelinux syslinux-common
 DEB_TEST_SMB := smbclient
-DEB_TEST_BOOT := qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe busybox dnsmasq-base dpkg apt
+DEB_TEST_BOOT := qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe busybox dnsmasq-base dpkg apt tcpdump
 DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base nginx-light \
 	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT)
 DEB_BENCH_DHCP := dnsmasq-base kea-admin

@@ -82,6 +82,7 @@ class LabState:
     appliance_pid: int
     admin_token: str
     vms: list[dict] = field(default_factory=list)  # name, pid, mac, serial, log
+    capture_pid: int = 0
 
 
 def _say(text: str) -> None:
@@ -117,6 +118,7 @@ def up(vms: int, firmware: str, timeout: float, loader: str = "ipxe") -> int:
     try:
         switch.add_bridge("br0")
         switch.add_port("br0", appl, "eth0", address=f"{ADDRESS}/24")
+        lab.capture_pid = _capture(switch)
         log = open(LAB_DIR / "appliance.log", "ab")  # noqa: SIM115 - the appliance keeps it
         lab.appliance_pid = appl.popen([sys.executable, "-m", "appliance", "run", "-c", str(cfg)],
                                        stdout=log, stderr=log, start_new_session=True).pid
@@ -135,6 +137,16 @@ def up(vms: int, firmware: str, timeout: float, loader: str = "ipxe") -> int:
         raise
     print_inventory(lab, appl)
     return 0
+
+
+def _capture(switch: Netns) -> int:
+    """tcpdump on the lab's bridge into LAB_DIR/segment.pcap (headers only, 50 MB at most),
+    for when a machine does not enroll."""
+    pcap = LAB_DIR / "segment.pcap"
+    cmd = ["tcpdump", "-Z", "root", "-i", "br0", "-U", "-s", "512", "-C", "50", "-W", "1", "-w", str(pcap)]
+    proc = switch.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        start_new_session=True)
+    return proc.pid
 
 
 def _build_image(cfg: Path) -> None:
@@ -174,7 +186,8 @@ def _wait_enrolled(lab: LabState, appl: Netns, timeout: float) -> None:
         time.sleep(1)
     if waiting:
         logs = ", ".join(vm["log"] for vm in waiting.values())
-        raise LabError(f"{len(waiting)} machine(s) did not enroll in {timeout:.0f} s: see {logs}")
+        raise LabError(f"{len(waiting)} machine(s) did not enroll in {timeout:.0f} s: see {logs}, "
+                       f"{LAB_DIR / 'appliance.log'} and the capture {LAB_DIR / 'segment.pcap'}")
 
 
 def print_inventory(lab: LabState, appl: Netns) -> None:
@@ -208,7 +221,7 @@ def down() -> int:
     except LabError:
         _say("no lab is up")
         return 0
-    for pid in [vm["pid"] for vm in lab.vms] + [lab.appliance_pid]:
+    for pid in [vm["pid"] for vm in lab.vms] + [lab.appliance_pid, lab.capture_pid]:
         _stop(pid)
     for name in (lab.appliance, lab.switch):
         try:

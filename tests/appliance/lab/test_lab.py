@@ -32,7 +32,7 @@ def lab(lab_dir, *args, timeout=400):
                 ids=["bios-x2", "uefi", "bios-pxelinux"])
 def lab_up(request, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("lab")
-    for tool in ("qemu-system-x86_64", "qemu-img", "curl", "dig"):
+    for tool in ("qemu-system-x86_64", "qemu-img", "curl", "dig", "tcpdump"):
         require_tool(tool)
     firmware, vms, loader = request.param
     result = lab(tmp_path, "up", "--vms", str(vms), "--firmware", firmware, "--loader", loader,
@@ -47,9 +47,10 @@ def lab_up(request, tmp_path_factory):
 
 
 def _failure(lab_dir, result) -> str:
+    """What a user needs to see why: the serial logs, the appliance's log and a capture."""
     logs = "".join(f"\n--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
                    for p in sorted(lab_dir.glob("*.log")))
-    return result.stdout + result.stderr + logs
+    return result.stdout + result.stderr + logs + f"\ncapture of the segment: {lab_dir / 'segment.pcap'}"
 
 
 def test_machines_enroll_with_the_identity_qemu_gave_them(lab_up):
@@ -100,3 +101,11 @@ def test_a_second_boot_takes_the_known_path(lab_up):
     appl = Netns(state["appliance"])
     listed = json.loads(appl.run(["curl", "-sf", "http://10.77.0.1/api/v1/machines"]).stdout)
     assert len(listed) == len(state["vms"])  # known, not enrolled twice
+
+
+def test_the_segment_was_captured(lab_up):
+    """The capture a failure points to holds the boot: DHCP and the enrollment POST."""
+    lab_dir, _, _ = lab_up
+    pcap = (lab_dir / "segment.pcap").read_bytes()
+    assert pcap[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4") and len(pcap) > 10_000
+    assert b"/api/v1/enroll" in pcap and b"PXEClient" in pcap

@@ -1,0 +1,65 @@
+"""`python -m agent`: run the agent until SIGTERM or SIGINT.
+
+    python -m agent --jid node1@rack.test --password-file /etc/pylabs/agent.pw \\
+        --server xmpp.rack.test:5222 [--tasklets DIR ...] [--controller JID ...]
+
+Plaintext is used only for a loopback server unless `--plaintext` (labs only) is given.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from agent.client import Agent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m agent", description="The PyLabs XMPP agent.")
+    p.add_argument("--jid", required=True, help="this agent's JID (resource 'agent' if none)")
+    p.add_argument("--password-file", required=True, type=Path, help="file holding the password")
+    p.add_argument("--server", required=True, help="HOST:PORT of the XMPP server")
+    p.add_argument("--tasklets", nargs="*", default=[], type=Path, help="tasklet directories")
+    p.add_argument("--controller", action="append", default=[],
+                   help="bare JID allowed to send jobs (repeatable; default: this domain)")
+    p.add_argument("--plaintext", action="store_true", default=None,
+                   help="allow plaintext to a non-loopback server (labs only)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    host, sep, port = args.server.rpartition(":")
+    if not sep or not port.isdigit():
+        p.error(f"--server: {args.server!r} is not HOST:PORT")
+    args.host, args.port = host.strip("[]"), int(port)
+    return args
+
+
+async def serve(args: argparse.Namespace) -> None:
+    from appliance.tasklets import Engine  # the engine ships with the agent
+
+    engine = Engine.load(list(args.tasklets))
+    for error in engine.errors:
+        logging.warning("tasklet not loaded: %s", error)
+    password = args.password_file.read_text().strip()
+    agent = Agent(args.jid, password, args.host, args.port, engine, node={},
+                  controllers=args.controller, plaintext=args.plaintext)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    agent.start()
+    await stop.wait()
+    await agent.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The appliance's side of a job: send it to an agent and wait for its result.
+
+`await send_job(client, "node1@rack.test/agent", job, timeout)` sends the job in an IQ
+"set" from any connected slixmpp client and returns the agent's JobResult. Give `timeout`
+some seconds more than `job.timeout`: it bounds the whole round trip. Failures come back
+as one exception type, JobError, with `condition` ("timeout" when no answer came in time,
+"malformed-result" when the answer does not parse, else the XMPP error condition, such as
+"bad-request", "forbidden" or "service-unavailable" for an agent that is not online) and
+`text`.
+"""
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+from agent.protocol import NS, Job, JobResult, ProtocolError, job_element, parse_result
+
+
+class JobError(Exception):
+    """A job that gave no result: `condition` says what went wrong, `text` the details."""
+
+    def __init__(self, condition: str, text: str = ""):
+        super().__init__(f"{condition}: {text}" if text else condition)
+        self.condition, self.text = condition, text
+
+
+async def send_job(client: slixmpp.ClientXMPP, to_jid: str, job: Job, timeout: float) -> JobResult:
+    """Send `job` to the agent at full JID `to_jid`; its result, or JobError."""
+    iq = client.make_iq_set(ito=to_jid)
+    iq.append(job_element(job))
+    try:
+        answer = await iq.send(timeout=timeout)
+    except IqTimeout:
+        raise JobError("timeout", f"no answer from {to_jid} in {timeout:g} s") from None
+    except IqError as exc:
+        raise JobError(exc.condition, exc.text) from None
+    payload = answer.xml.find(f"{{{NS}}}result")
+    if payload is None:
+        raise JobError("malformed-result", "the answer has no <result>")
+    try:
+        result = parse_result(payload)
+    except ProtocolError as exc:
+        raise JobError("malformed-result", exc.reason) from None
+    if result.id != job.id:
+        raise JobError("malformed-result", f"the answer is for job {result.id}, not {job.id}")
+    return result
