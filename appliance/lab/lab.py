@@ -17,6 +17,7 @@ state (names, PIDs) is kept in LAB_DIR/lab.json.
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -106,6 +107,13 @@ def up(vms: int, firmware: str, timeout: float, loader: str = "ipxe") -> int:
     if _state_file().exists():
         raise LabError(f"a lab is already up ({_state_file()}): `appliance lab down` first")
     state_dir = LAB_DIR / "state"
+    for old in state_dir.glob("*") if state_dir.exists() else ():
+        if old.name in ("cache", "http"):  # a new lab has a new inventory, but keeps the image
+            continue
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
     for sub in ("tftp", "http"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     admin, enroll = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
