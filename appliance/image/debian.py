@@ -45,6 +45,22 @@ def fetch(package: str, cache: Path, refresh: bool = False) -> Unpacked:
     return Unpacked(package, version, root)
 
 
+METAPACKAGES = ("linux-image-amd64",)
+
+
+def resolve(package: str) -> str:
+    """The package a metapackage stands for now (its first linux-image-* dependency);
+    any other name is returned as it is."""
+    if package not in METAPACKAGES:
+        return package
+    out = _run(["apt-cache", "depends", package], Path("/"), "; run apt-get update?")
+    for line in out.splitlines():
+        name = line.strip().removeprefix("Depends:").strip()
+        if line.strip().startswith("Depends:") and name.startswith("linux-image-"):
+            return name
+    raise PackageError(f"apt-cache depends {package}: names no linux-image package; run apt-get update?")
+
+
 def _hint(package: str) -> str:
     if package.startswith("linux-image-"):
         return ("; is the pinned kernel still in Debian? `apt-cache depends linux-image-amd64` "

@@ -62,7 +62,7 @@ def _complete(output: Path, info: dict) -> bool:
 
 def _build(recipe: Recipe, output: Path, cache: Path, refresh: bool) -> Result:
     started = time.monotonic()
-    kernel = debian.fetch(recipe.kernel_package, cache, refresh)
+    kernel = debian.fetch(debian.resolve(recipe.kernel_package), cache, refresh)
     busybox = debian.fetch(recipe.busybox_package, cache, refresh)
     version = kernel_version(kernel.root)
     moddir = kernel.root / "lib" / "modules" / version

@@ -48,7 +48,7 @@ def test_a_recipe_naming_a_missing_file_is_refused(recipe_copy):
 def test_build_json_describes_the_image(enroll_image):
     info = json.loads((enroll_image.output / "build.json").read_text())
     assert info["recipe_hash"] == recipe.load().hash()
-    assert info["kernel_version"] == recipe.load().kernel_package.removeprefix("linux-image-")
+    assert info["kernel_version"] == enroll.debian.resolve(recipe.load().kernel_package).removeprefix("linux-image-")
     for name in ("vmlinuz", "initrd.img"):
         assert (enroll_image.output / name).stat().st_size == info["files"][name]["size"]
     assert 1 << 20 < info["files"]["initrd.img"]["size"] < 16 << 20  # a few MB
@@ -116,3 +116,12 @@ def test_a_kernel_debian_does_not_have_fails_naming_the_package_and_the_fix(reci
     with pytest.raises(enroll.debian.PackageError, match="linux-image-0.0.0-0-amd64.*apt-cache depends"):
         enroll.build(recipe.load(recipe_copy), tmp_path / "out", tmp_path / "cache")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_kernel_metapackage_resolves_to_the_current_abi():
+    """A point release that drops an ABI from the mirror must not break the build."""
+    import re
+
+    resolved = enroll.debian.resolve("linux-image-amd64")
+    assert re.fullmatch(r"linux-image-\d+\.\d+\.\d+-\d+-amd64", resolved), resolved
+    assert enroll.debian.resolve("linux-image-6.1.0-1-amd64") == "linux-image-6.1.0-1-amd64"
