@@ -33,6 +33,8 @@ Rules (a violation raises ProtocolError with the reason):
   a value MAX_VALUE and output MAX_OUTPUT bytes of UTF-8. `clip_output` shortens output to
   fit (keeping its head and its tail); characters XML cannot carry become U+FFFD.
 - No DTD: a payload with `<!DOCTYPE` is refused (no entity expansion).
+- XML turns CR and CRLF into LF in text (XML 1.0 section 2.11): scripts and output arrive
+  with LF line ends.
 """
 
 import json
