@@ -14,7 +14,6 @@ import subprocess
 import etcd3gw
 import psycopg
 import pytest
-import slixmpp
 
 from tests.fixtures.servers import (
     LOOPBACK,
@@ -27,6 +26,7 @@ from tests.fixtures.servers import (
     port_accepts,
 )
 from tests.fixtures.tools import require_tool
+from tests.fixtures.xmpp import loopback_client, offline, online
 
 XMPP_TIMEOUT = 15  # seconds for a client to log in, or for a message to arrive
 
@@ -140,31 +140,6 @@ def test_etcd_prefix_is_unique_and_empty(etcd, etcd_prefix):
 # --- XMPP -----------------------------------------------------------------------------------
 
 
-def _client(jid: str, password: str) -> slixmpp.ClientXMPP:
-    """A slixmpp client for plaintext c2s on loopback (no TLS offered by the test server)."""
-    client = slixmpp.ClientXMPP(jid, password)
-    client.enable_direct_tls = False
-    client.enable_starttls = False
-    client.enable_plaintext = True
-    client.plugin["feature_mechanisms"].unencrypted_scram = True
-    return client
-
-
-async def _online(client: slixmpp.ClientXMPP, server) -> None:
-    started = asyncio.ensure_future(client.wait_until("session_start", XMPP_TIMEOUT))
-    client.connect(server.host, server.port)
-    await started
-    client.send_presence()
-
-
-async def _offline(client: slixmpp.ClientXMPP) -> None:
-    """Close the stream (bounded); the returned future also covers an already-closed one."""
-    try:
-        await asyncio.wait_for(client.disconnect(wait=2), 5)
-    finally:
-        client.abort()
-
-
 def _register_pair(server) -> tuple[str, str]:
     tag = secrets.token_hex(3)
     return server.register(f"alice{tag}", "alice-pw"), server.register(f"bob{tag}", "bob-pw")
@@ -178,19 +153,19 @@ def test_xmpp_server_attributes(xmpp_server):
 
 async def test_xmpp_message_between_two_registered_users(xmpp_server):
     alice_jid, bob_jid = await asyncio.to_thread(_register_pair, xmpp_server)
-    alice, bob = _client(alice_jid, "alice-pw"), _client(bob_jid, "bob-pw")
+    alice, bob = loopback_client(alice_jid, "alice-pw"), loopback_client(bob_jid, "bob-pw")
     received = asyncio.get_running_loop().create_future()
     bob.add_event_handler(
         "message", lambda msg: received.done() or received.set_result(msg))
     try:
         await asyncio.wait_for(
-            asyncio.gather(_online(alice, xmpp_server), _online(bob, xmpp_server)),
+            asyncio.gather(online(alice, xmpp_server, XMPP_TIMEOUT), online(bob, xmpp_server, XMPP_TIMEOUT)),
             XMPP_TIMEOUT)
         assert alice.boundjid.bare == alice_jid and bob.boundjid.bare == bob_jid
         alice.send_message(mto=bob.boundjid.full, mbody="boot node1 from pxe", mtype="chat")
         msg = await asyncio.wait_for(received, XMPP_TIMEOUT)
     finally:
-        await asyncio.gather(_offline(alice), _offline(bob))
+        await asyncio.gather(offline(alice), offline(bob))
     assert msg["body"] == "boot node1 from pxe"
     assert msg["from"].bare == alice_jid
 
@@ -198,7 +173,7 @@ async def test_xmpp_message_between_two_registered_users(xmpp_server):
 async def test_xmpp_wrong_password_is_refused(xmpp_server):
     """Accounts really are checked: a wrong password does not log in."""
     jid = await asyncio.to_thread(xmpp_server.register, f"carol{secrets.token_hex(3)}", "right")
-    client = _client(jid, "wrong")
+    client = loopback_client(jid, "wrong")
     failed = asyncio.ensure_future(client.wait_until("failed_all_auth", XMPP_TIMEOUT))
     started = asyncio.ensure_future(client.wait_until("session_start", XMPP_TIMEOUT))
     client.connect(xmpp_server.host, xmpp_server.port)
@@ -207,7 +182,7 @@ async def test_xmpp_wrong_password_is_refused(xmpp_server):
         assert not started.done()  # never logged in
     finally:
         started.cancel()
-        await _offline(client)
+        await offline(client)
 
 
 # --- all servers ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import slixmpp
 
 from agent.client import Agent
 from appliance.tasklets import Engine
+from tests.fixtures.xmpp import loopback_client, offline, online
 
 TIMEOUT = 15  # seconds for a login, a presence or a job round trip
 
@@ -20,25 +21,7 @@ def engine() -> Engine:
 
 def controller_client(jid: str, password: str) -> slixmpp.ClientXMPP:
     """The appliance's side: a plain slixmpp client, plaintext on loopback."""
-    client = slixmpp.ClientXMPP(jid, password)
-    client.enable_direct_tls = client.enable_starttls = False
-    client.enable_plaintext = True
-    client.plugin["feature_mechanisms"].unencrypted_scram = True
-    return client
-
-
-async def online(client: slixmpp.ClientXMPP, server) -> None:
-    started = asyncio.ensure_future(client.wait_until("session_start", TIMEOUT))
-    client.connect(server.host, server.port)
-    await started
-    client.send_presence()
-
-
-async def offline(client: slixmpp.ClientXMPP) -> None:
-    try:
-        await asyncio.wait_for(client.disconnect(wait=1), 5)
-    finally:
-        client.abort()
+    return loopback_client(jid, password)
 
 
 async def wait_for(predicate, timeout: float = TIMEOUT, step: float = 0.05) -> None:

@@ -11,8 +11,9 @@ from slixmpp.exceptions import IqError
 from agent.client import BACKOFF_MAX, next_delay
 from agent.dispatch import JobError, send_job
 from agent.protocol import NS, ScriptJob, TaskletJob
-from tests.agent.conftest import TIMEOUT, agent_and_controller, controller_client, offline, online, wait_for
+from tests.agent.conftest import TIMEOUT, agent_and_controller, controller_client, wait_for
 from tests.fixtures.servers import EjabberdServer, free_port
+from tests.fixtures.xmpp import offline, online
 
 
 def test_backoff_doubles_from_one_second_up_to_thirty():
