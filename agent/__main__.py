@@ -22,8 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--password-file", required=True, type=Path, help="file holding the password")
     p.add_argument("--server", required=True, help="HOST:PORT of the XMPP server")
     p.add_argument("--tasklets", nargs="*", default=[], type=Path, help="tasklet directories")
-    p.add_argument("--controller", action="append", default=[],
-                   help="bare JID allowed to send jobs (repeatable; default: this domain)")
+    p.add_argument("--controller", action="append", required=True,
+                   help="bare JID allowed to send jobs, e.g. the appliance's (repeatable; at least one)")
     p.add_argument("--plaintext", action="store_true", default=None,
                    help="allow plaintext to a non-loopback server (labs only)")
     p.add_argument("-v", "--verbose", action="store_true")

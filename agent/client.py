@@ -7,7 +7,8 @@ the running event loop, then `await agent.run()` (returns after `await agent.sto
 - logs in with resource "agent" unless the JID names one, sends presence, answers
   XEP-0199 pings;
 - takes `<job xmlns="urn:pylabs:agent:1">` in IQs of type "set" (agent.protocol) from its
-  controllers — the bare JIDs given, or when none are, any JID of its own domain — runs
+  controllers — the bare JIDs given, which must be at least one: enrolled machines share
+  the domain, and none of them may send another one jobs — runs
   each in a task (agent.jobs) and answers with the `<result>`; a payload that does not
   parse gets an IQ error `bad-request` with the reason, another sender `forbidden`, and a
   bug `internal-server-error`; the agent keeps serving;
@@ -75,6 +76,8 @@ class Agent(slixmpp.ClientXMPP):
         super().__init__(jid, password)
         self.address, self.engine, self.node = (host, int(port)), engine, dict(node or {})
         self.controllers = {slixmpp.JID(c).bare for c in controllers or ()}
+        if not self.controllers:
+            raise ValueError("an agent needs at least one controller JID (who may send it jobs)")
         self.sessions = 0  # sessions started so far: reconnects are sessions - 1
         self._stopping = asyncio.Event()
         self._down = asyncio.Event()
@@ -184,9 +187,7 @@ class Agent(slixmpp.ClientXMPP):
         reply.send()
 
     def _accepts(self, sender: slixmpp.JID) -> bool:
-        if self.controllers:
-            return sender.bare in self.controllers
-        return sender.domain == self.boundjid.domain and sender.bare != self.boundjid.bare
+        return sender.bare in self.controllers
 
 
 def _send_error(iq: Iq, condition: str, text: str, etype: str = "modify") -> None:

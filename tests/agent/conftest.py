@@ -41,6 +41,7 @@ def register_pair(server, tag: str | None = None) -> tuple[str, str]:
 async def agent_and_controller(server, engine, **agent_kw):
     """A running Agent and a logged-in controller client; both stopped at the end."""
     agent_jid, ctl_jid = await asyncio.to_thread(register_pair, server)
+    agent_kw.setdefault("controllers", [ctl_jid])
     agent = Agent(agent_jid, "pw", server.host, server.port, engine, node={"name": "node"}, **agent_kw)
     controller = controller_client(ctl_jid, "pw")
     agent.start()

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from slixmpp.exceptions import IqError
 
-from agent.client import BACKOFF_MAX, next_delay
+from agent.client import BACKOFF_MAX, Agent, next_delay
 from agent.dispatch import JobError, send_job
 from agent.protocol import NS, ScriptJob, TaskletJob
 from tests.agent.conftest import TIMEOUT, agent_and_controller, controller_client, wait_for
@@ -101,7 +101,7 @@ async def test_agent_reconnects_after_the_server_comes_back(engine):
     port = free_port()
     server = await asyncio.to_thread(_start_server, port)
     try:
-        async with agent_and_controller(server, engine) as (agent, _controller):
+        async with agent_and_controller(server, engine, controllers=["ctl2@rack.test"]) as (agent, _controller):
             agent_jid = agent.boundjid.bare
             await asyncio.to_thread(server.stop)
             await wait_for(lambda: agent._down.is_set(), 10)
@@ -118,3 +118,9 @@ async def test_agent_reconnects_after_the_server_comes_back(engine):
             assert result.value[0]["value"] == "pong"
     finally:
         await asyncio.to_thread(server.stop)
+
+
+def test_an_agent_needs_a_controller(engine):
+    """Enrolled machines share the domain: none may send another one jobs."""
+    with pytest.raises(ValueError, match="at least one controller"):
+        Agent("node@rack.test", "pw", "127.0.0.1", 5222, engine, controllers=[])
