@@ -22,6 +22,13 @@ from netservices.dns.zone import Authority, Host
 log = logging.getLogger("appliance.inventory")
 
 
+def find_machine(store: ObjectStore, column: str, value: str):
+    """The stored machine whose `column` (a view column: mac, ip, uuid, hostname) is
+    `value`, or None."""
+    found = store.query("machine", [(column, "=", value)], limit=1)
+    return found[0] if found else None
+
+
 class MachineReservations:
     """netservices.dhcp.inventory.Inventory over the config and the enrolled machines."""
 
@@ -32,7 +39,7 @@ class MachineReservations:
         found = self.static.reservation(mac)
         if found is not None:
             return found
-        machine = self._machine([("mac", "=", mac)])
+        machine = self._machine("mac", mac)
         if machine is None or not machine.ip or ":" in machine.ip:
             return None  # DHCPv4 reserves IPv4 addresses only
         return Reservation(mac=mac, ip=machine.ip, hostname=machine.hostname or "")
@@ -41,22 +48,22 @@ class MachineReservations:
         found = self.static.reserved_for(ip)
         if found is not None:
             return found
-        machine = self._machine([("ip", "=", str(ip))])
+        machine = self._machine("ip", str(ip))
         if machine is None or not machine.interfaces:
             return None
         nic = next((n for n in machine.interfaces if n.ip == machine.ip), machine.interfaces[0])
         return nic.mac
 
-    def _machine(self, where):
+    def _machine(self, column: str, value: str):
         store = self.store()
         if store is None:
             return None
         try:
-            found = store.query("machine", where, limit=1)
+            found = find_machine(store, column, value)
         except StoreError as exc:  # the dynamic pool still serves
             log.warning("inventory.unavailable", extra=fields(error=exc))
             return None
-        return found[0].obj if found else None
+        return found.obj if found else None
 
 
 def _host(record) -> Host | None:

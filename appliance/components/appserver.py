@@ -22,6 +22,7 @@ from appliance.api.auth import Guard
 from appliance.api.dispatch import Dispatcher
 from appliance.components import Runtime, register
 from appliance.config import Config
+from appliance.inventory import find_machine
 from appliance.log import fields
 from appliance.osis.kv import StoreError
 from appliance.runner import Component
@@ -72,7 +73,8 @@ def _boot_route(cfg: Config, runtime: Runtime):
         machine = None
         if mac is not None:
             try:
-                machine = await asyncio.to_thread(_machine_with, store_of(runtime)(), mac)
+                found = await asyncio.to_thread(find_machine, store_of(runtime)(), "mac", mac)
+                machine = found.obj if found else None
             except StoreError as exc:
                 log.error("boot.unavailable", extra=fields(mac=mac, error=exc))
                 return PlainTextResponse("#!ipxe\necho appliance unavailable\nsleep 10\nreboot\n", 503)
@@ -80,11 +82,6 @@ def _boot_route(cfg: Config, runtime: Runtime):
         return PlainTextResponse(boot.ipxe_script(server, mac, machine, cfg.appserver.enroll_token))
 
     return ipxe
-
-
-def _machine_with(store, mac: str):
-    found = store.query("machine", [("mac", "=", mac)], limit=1)
-    return found[0].obj if found else None
 
 
 class _Server(uvicorn.Server):

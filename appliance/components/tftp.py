@@ -18,6 +18,7 @@ from pathlib import Path
 from appliance import boot
 from appliance.components import Runtime, register
 from appliance.config import Config
+from appliance.inventory import find_machine
 from appliance.log import fields
 from appliance.osis.kv import StoreError
 from appliance.runner import Component
@@ -63,11 +64,11 @@ def add_pxelinux(rendered: Rendered, cfg: Config, runtime: Runtime) -> None:
     def config(client, mac: str) -> bytes:
         mac = boot.normalize_mac(mac)
         try:
-            found = store_of(runtime)().query("machine", [("mac", "=", mac)], limit=1)
+            found = find_machine(store_of(runtime)(), "mac", mac)
         except StoreError as exc:
             log.error("boot.unavailable", extra=fields(mac=mac, error=exc))
             raise Refused("the object store is unavailable") from None
-        machine = found[0].obj if found else None
+        machine = found.obj if found else None
         log.info("boot.script", extra=fields(mac=mac, known=machine is not None, loader="pxelinux"))
         return boot.pxelinux_config(server, mac, machine, cfg.appserver.enroll_token).encode()
 

@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 from appliance.api.dispatch import ApiError, exposed
+from appliance.inventory import find_machine
 from appliance.osis.kv import NEW, Conflict
 from appliance.osis.schema import domain
 from appliance.osis.store import NotFound, ObjectStore
@@ -136,14 +137,11 @@ class Enroll:
     @staticmethod
     def _existing(store: ObjectStore, uuid: str | None, macs: list[str]):
         """The machine with this UUID, else one with any of these MACs."""
-        if _clean(uuid):
-            found = store.query("machine", [("uuid", "=", uuid.lower())], limit=1)
-            if found:
-                return found[0]
-        for mac in macs:
-            found = store.query("machine", [("mac", "=", mac)], limit=1)
-            if found:
-                return found[0]
+        keys = ([("uuid", uuid.lower())] if _clean(uuid) else []) + [("mac", mac) for mac in macs]
+        for column, value in keys:
+            found = find_machine(store, column, value)
+            if found is not None:
+                return found
         return None
 
     @staticmethod
