@@ -1,4 +1,4 @@
-"""Running many client processes at once, each bounded by one shared deadline."""
+"""Processes for the benches: many clients at once under one deadline; stopping a peer."""
 
 import subprocess
 import time
@@ -18,3 +18,13 @@ def run_all(commands: list[list[str]], timeout: float) -> tuple[float, list[bool
             proc.wait()
             ok.append(False)
     return time.perf_counter() - began, ok
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `grace` seconds; reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

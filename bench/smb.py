@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._clients import run_all
+from bench._clients import run_all, stop
 
 MIB = 1024 * 1024
 SIZE = 256 * MIB
@@ -90,12 +90,7 @@ def _running(cmd: list[str], port: int):
             time.sleep(0.1)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc, grace=10)
         _wait_group_gone(proc.pid)
 
 

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._clients import run_all
+from bench._clients import run_all, stop
 
 MIB = 1024 * 1024
 RUNS = 3
@@ -84,12 +84,7 @@ def _running(cmd: list[str]):
             raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
 
 
 def _download(port: int, name: str, options: dict, count: int, out: Path) -> tuple[float, list[Path]]:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from appliance.lab import machines
-from appliance.lab.netns import Netns, NetnsError
+from appliance.lab.netns import Netns, NetnsError, alive
 
 LAB_DIR = Path(os.environ.get("APPLIANCE_LAB_DIR", "/var/lib/appliance-lab"))
 ADDRESS, SUBNET = "10.77.0.1", "10.77.0.0/24"
@@ -216,9 +216,9 @@ def status() -> int:
     health = _api(appl, "/api/v1/health")
     _say(f"appliance {ADDRESS}: {health['status'] if health else 'not answering'}")
     for vm in lab.vms:
-        alive = _alive(vm["pid"])
+        running = alive(vm["pid"])
         _say(f"machine {vm['name']} ({vm['mac']}, serial {vm['serial']}): "
-             f"{'running' if alive else 'powered off'}")
+             f"{'running' if running else 'powered off'}")
     print_inventory(lab, appl)
     return 0
 
@@ -246,21 +246,13 @@ def _save(lab: LabState) -> None:
     _state_file().write_text(json.dumps(asdict(lab), indent=2))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _stop(pid: int, grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; by PID only."""
-    if not pid or not _alive(pid):
+    if not pid or not alive(pid):
         return
     os.kill(pid, 15)
     deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if alive(pid):
         os.kill(pid, 9)

@@ -124,6 +124,16 @@ class Netns:
         _ip("netns", "delete", self.name)
 
 
+def alive(pid: int) -> bool:
+    """Whether a process with this PID exists and is not a zombie (gone, for our purpose)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _terminate(pid: int, sig: int = signal.SIGTERM) -> None:
     try:
         os.kill(pid, sig)

@@ -1,26 +1,15 @@
 """Namespaces and segments: hosts on one bridge reach each other and nothing else; cleanup is complete."""
 
-import os
 import subprocess
 import time
 
 import pytest
 
-from appliance.lab.netns import Netns, NetnsError
+from appliance.lab.netns import Netns, NetnsError, alive
 
 
 def _namespaces() -> str:
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still has a PID; it is gone for our purpose.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_hosts_on_a_segment_reach_each_other(segment):
@@ -63,7 +52,7 @@ def test_close_stops_processes_and_removes_the_namespace():
     ns.close()
     assert time.monotonic() - began < 5
     assert started.poll() is not None
-    assert not _alive(stray_pid)
+    assert not alive(stray_pid)
     assert ns.name not in _namespaces()
 
 
