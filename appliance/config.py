@@ -142,14 +142,36 @@ class AppserverConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class XmppConfig:
-    """The appliance's own agent on the XMPP fabric."""
+    """The appliance on the XMPP fabric: its controller account, and agents' accounts."""
 
     enabled: StrictBool = False
-    """Connect to the XMPP server."""
+    """Connect to the XMPP server as the controller (the workflow engine and the monitoring
+    scheduler send their jobs over this connection)."""
     host: StrictStr = "127.0.0.1"
     """XMPP server to connect to."""
     port: Port = 5222
     """Its client port."""
+    user: Hostname = "appliance"
+    """The controller's account: its JID is USER@DOMAIN ([node] domain). Agents take jobs
+    only from this JID."""
+    password: StrictStr = ""
+    """The controller's password; empty: generated at first start and kept in
+    STATE_DIR/xmpp-password."""
+    accounts: Literal["none", "ejabberd", "prosody"] = "none"
+    """How XMPP accounts are made and removed: "ejabberd" (ejabberdctl) or "prosody"
+    (prosodyctl) on this node, for the controller and for every enrolled machine's agent;
+    "none": by hand."""
+    ctl: tuple[StrictStr, ...] = ()
+    """The ejabberdctl or prosodyctl command with any leading arguments (e.g.
+    ["ejabberdctl", "--config-dir", "/etc/ejabberd"]); empty: the plain command on PATH."""
+
+
+@dataclass(frozen=True, config=SECTION)
+class JobsConfig:
+    """The workflow engine: jobs for agents, kept in OSIS, dispatched over XMPP."""
+
+    enabled: StrictBool = False
+    """Run the workflow engine (needs [osis] and [xmpp])."""
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -218,6 +240,7 @@ class Config:
     smb: SmbConfig = _table(SmbConfig)
     appserver: AppserverConfig = _table(AppserverConfig)
     xmpp: XmppConfig = _table(XmppConfig)
+    jobs: JobsConfig = _table(JobsConfig)
     monitoring: MonitoringConfig = _table(MonitoringConfig)
     tasklets: TaskletsConfig = _table(TaskletsConfig)
 
