@@ -21,11 +21,16 @@ from appliance.runner import Component
 
 @dataclass
 class Runtime:
-    """What components share in the running appliance: the components' status, and the
-    object store once the osis component has opened it (None until then)."""
+    """What components share in the running appliance: the components' status, the
+    object store once the osis component has opened it, and the XMPP controller once the
+    xmpp component is connected (None until then). The controller
+    (appliance.fabric.controller.Controller) offers `await send_job(agent_jid, job,
+    timeout) -> agent.protocol.JobResult` (agent.dispatch.JobError on failure) and
+    `online() -> set[str]`, the bare JIDs of the agents online now."""
 
     status: Callable[[], dict[str, dict]]
     store: Any = None
+    controller: Any = None
 
 
 Factory = Callable[[Config, Runtime], Component]
