@@ -15,6 +15,7 @@ from appliance.osis import commands as osis_commands
 from appliance.osis.schema import SchemaError
 from appliance.osis.store import StoreError
 from appliance.runner import StartupError, Supervisor
+from appliance.services import commands as machines_commands
 from appliance.tasklets import commands as tasklets_commands
 
 EXIT_FAILURE = 1
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(show)
     show.add_argument("--defaults", action="store_true", help="ignore any file: print the defaults")
     show.set_defaults(func=cmd_config_show)
+    machines_commands.add_commands(sub, _config_option)
     osis_commands.add_commands(sub, _config_option)
     tasklets_commands.add_commands(sub, _config_option)
     lab = sub.add_parser("lab", help="a lab in network namespaces: the appliance and QEMU machines")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from appliance.lab import machines
 from appliance.lab.netns import Netns, NetnsError, alive
+from appliance.services.commands import table
 
 LAB_DIR = Path(os.environ.get("APPLIANCE_LAB_DIR", "/var/lib/appliance-lab"))
 ADDRESS, SUBNET = "10.77.0.1", "10.77.0.0/24"
@@ -200,14 +201,8 @@ def _wait_enrolled(lab: LabState, appl: Netns, timeout: float) -> None:
 
 def print_inventory(lab: LabState, appl: Netns) -> None:
     rows = _api(appl, "/api/v1/machines") or []
-    print(f"\n{'hostname':16} {'ip':14} {'state':10} {'serial':12} {'mac':18} {'disks':24} cpus  memory")
-    for m in rows:
-        disks = ",".join(f"{d['name']}:{d['serial']}" for d in m["disks"])
-        macs = ",".join(n["mac"] for n in m["interfaces"])
-        print(f"{m['hostname']:16} {m['ip'] or '-':14} {m['state']:10} {m['serial'] or '-':12} "
-              f"{macs:18} {disks:24} {m['cpus']:4}  {m['memory_mb']} MiB")
-    print(f"\n{len(rows)} machine(s) enrolled. `appliance lab status` shows more, `appliance lab down` "
-          "stops the lab.")
+    print("\n" + table(rows), end="")
+    print("\n`appliance lab status` shows more, `appliance lab down` stops the lab.")
 
 
 def status() -> int:
