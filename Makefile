@@ -14,8 +14,9 @@ DEB_TEST_DNS := bind9-dnsutils knot-dnsutils dnsmasq-base
 DEB_TEST_TFTP := tftp-hpa atftp curl busybox ipxe pxelinux syslinux-common
 DEB_TEST_SMB := smbclient
 DEB_TEST_BOOT := qemu-system-x86 qemu-utils ipxe-qemu ovmf ipxe busybox dnsmasq-base dpkg apt tcpdump
+DEB_TEST_FABRIC := ejabberd erlang-base prosody libvirt-clients qemu-system-x86 util-linux
 DEB_TEST := $(DEB_BASE) postgresql etcd-server ejabberd erlang-base nginx-light \
-	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT)
+	$(DEB_TEST_DHCP) $(DEB_TEST_DNS) $(DEB_TEST_TFTP) $(DEB_TEST_SMB) $(DEB_TEST_BOOT) $(DEB_TEST_FABRIC)
 DEB_BENCH_DHCP := dnsmasq-base kea-admin
 DEB_BENCH_DNS := dnsperf bind9-dnsutils dnsmasq-base
 DEB_BENCH_TFTP := atftp libwrap0 libpcre2-8-0

@@ -1,9 +1,12 @@
 """`python -m agent`: run the agent until SIGTERM or SIGINT.
 
     python -m agent --jid node1@rack.test --password-file /etc/pylabs/agent.pw \\
-        --server xmpp.rack.test:5222 [--tasklets DIR ...] [--controller JID ...]
+        --server xmpp.rack.test:5222 --controller appliance@rack.test [--tasklets DIR ...] \\
+        [--state-dir /var/lib/pylabs-agent] [--max-jobs 4] [--keepalive 60]
 
 Plaintext is used only for a loopback server unless `--plaintext` (labs only) is given.
+With `--state-dir`, the journal of recent jobs (agent.journal) survives a restart of the
+agent, so that a job sent again is never run twice.
 """
 
 import argparse
@@ -13,7 +16,8 @@ import signal
 import sys
 from pathlib import Path
 
-from agent.client import Agent
+from agent.client import KEEPALIVE, MAX_JOBS, Agent
+from agent.journal import Journal
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,6 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="bare JID allowed to send jobs, e.g. the appliance's (repeatable; at least one)")
     p.add_argument("--plaintext", action="store_true", default=None,
                    help="allow plaintext to a non-loopback server (labs only)")
+    p.add_argument("--state-dir", type=Path,
+                   help="where the journal of recent jobs is kept (default: in memory only)")
+    p.add_argument("--max-jobs", type=_positive_int, default=MAX_JOBS,
+                   help=f"jobs run at once; more are refused with resource-constraint (default {MAX_JOBS})")
+    p.add_argument("--keepalive", type=float, default=KEEPALIVE,
+                   help=f"seconds between pings to the server (default {KEEPALIVE:g})")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     host, sep, port = args.server.rpartition(":")
@@ -33,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--server: {args.server!r} is not HOST:PORT")
     args.host, args.port = host.strip("[]"), int(port)
     return args
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -43,7 +59,9 @@ async def serve(args: argparse.Namespace) -> None:
         logging.warning("tasklet not loaded: %s", error)
     password = args.password_file.read_text().strip()
     agent = Agent(args.jid, password, args.host, args.port, engine, node={},
-                  controllers=args.controller, plaintext=args.plaintext)
+                  controllers=args.controller, plaintext=args.plaintext, max_jobs=args.max_jobs,
+                  journal=Journal(args.state_dir / "jobs" if args.state_dir else None),
+                  keepalive=args.keepalive)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,12 +7,15 @@ as one exception type, JobError, with `condition` ("timeout" when no answer came
 "malformed-result" when the answer does not parse, else the XMPP error condition, such as
 "bad-request", "forbidden" or "service-unavailable" for an agent that is not online) and
 `text`.
+
+`await cancel_job(client, to_jid, job_id, timeout)` asks the agent to stop a running job;
+True when it did, False when no such job runs there (it had ended, or never came).
 """
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from agent.protocol import NS, Job, JobResult, ProtocolError, job_element, parse_result
+from agent.protocol import NS, Job, JobResult, ProtocolError, cancel_element, job_element, parse_result
 
 
 class JobError(Exception):
@@ -43,3 +46,18 @@ async def send_job(client: slixmpp.ClientXMPP, to_jid: str, job: Job, timeout: f
     if result.id != job.id:
         raise JobError("malformed-result", f"the answer is for job {result.id}, not {job.id}")
     return result
+
+
+async def cancel_job(client: slixmpp.ClientXMPP, to_jid: str, job_id: str, timeout: float) -> bool:
+    """Ask the agent at full JID `to_jid` to stop job `job_id`; JobError if it cannot be asked."""
+    iq = client.make_iq_set(ito=to_jid)
+    iq.append(cancel_element(job_id))
+    try:
+        await iq.send(timeout=timeout)
+    except IqTimeout:
+        raise JobError("timeout", f"no answer from {to_jid} in {timeout:g} s") from None
+    except IqError as exc:
+        if exc.condition == "item-not-found":
+            return False
+        raise JobError(exc.condition, exc.text) from None
+    return True

@@ -21,11 +21,22 @@ the captured output (stdout and stderr together)::
       <value>null</value><output>Linux node1 6.1.0 ...</output>
     </result>
 
+While a job runs the agent streams its progress to the controller that sent it, in
+messages (type "normal") carrying a numbered chunk of output (seq counts from 1 per run;
+a lost message only loses log lines, the result still carries the output)::
+
+    <progress xmlns="urn:pylabs:agent:1" id="j-43" seq="1">Linux node1 ...</progress>
+
+The controller stops a running job with an IQ "set" carrying `<cancel id="j-43"/>`: the
+agent ends it, the job's own IQ is answered with status "cancelled", and the cancel IQ
+with an empty result (`item-not-found` when no job with that id runs there).
+
 Rules (a violation raises ProtocolError with the reason):
 
 - `id`: 1-64 characters of letters, digits and `. _ : -`.
 - `timeout`: seconds, a number with 0 < timeout <= MAX_TIMEOUT.
-- exactly one child, `tasklet` or `script`; `tags` is a comma-separated, non-empty list of
+- exactly one child, `tasklet` or `script` (another single child raises UnknownJobType,
+  which the agent answers with `feature-not-implemented`); `tags` is a comma-separated, non-empty list of
   names (letters, digits, `_ . -`); params text is a JSON object (empty text means {});
   a script is non-empty text.
 - `status` is one of STATUSES; `exit` an integer; `value` JSON (absent means null).
@@ -43,7 +54,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 NS = "urn:pylabs:agent:1"
-STATUSES = ("ok", "failed", "timed_out")
+STATUSES = ("ok", "failed", "timed_out", "cancelled")
 MAX_PAYLOAD = 256 * 1024
 MAX_SCRIPT = 64 * 1024
 MAX_VALUE = 64 * 1024
@@ -61,6 +72,10 @@ class ProtocolError(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class UnknownJobType(ProtocolError):
+    """A well-formed job of a type this agent does not know (a newer controller's)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,15 @@ class JobResult:
     status: str
     exit: int | None = None
     value: object = None
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A chunk of a running job's output; `seq` numbers the chunks of one run from 1."""
+
+    id: str
+    seq: int
     output: str = ""
 
 
@@ -131,6 +155,22 @@ def result_element(result: JobResult) -> ET.Element:
     return root
 
 
+def progress_element(progress: Progress) -> ET.Element:
+    """The <progress> element of `progress`; output is clipped to MAX_OUTPUT."""
+    _check_id(progress.id)
+    if not isinstance(progress.seq, int) or progress.seq < 1:
+        raise ProtocolError(f"seq {progress.seq!r:.20} is not a positive integer")
+    root = ET.Element(_q("progress"), id=progress.id, seq=str(progress.seq))
+    root.text = clip_output(progress.output)
+    return root
+
+
+def cancel_element(job_id: str) -> ET.Element:
+    """The <cancel> element asking an agent to stop job `job_id`."""
+    _check_id(job_id)
+    return ET.Element(_q("cancel"), id=job_id)
+
+
 def build_job(job: Job) -> bytes:
     """`job` as UTF-8 XML bytes."""
     return ET.tostring(job_element(job), encoding="utf-8", xml_declaration=False)
@@ -162,9 +202,11 @@ def parse_job(payload: bytes | str | ET.Element) -> Job:
     root = _root(payload, "job")
     job_id, timeout = _attr_id(root), _attr_timeout(root)
     children = list(root)
-    if len(children) != 1 or children[0].tag not in (_q("tasklet"), _q("script")):
+    if len(children) != 1:
         raise ProtocolError("a job has exactly one child, <tasklet> or <script>")
     child = children[0]
+    if child.tag not in (_q("tasklet"), _q("script")):
+        raise UnknownJobType(f"unknown job type <{child.tag.rpartition('}')[2][:40]}>")
     if child.tag == _q("script"):
         script = child.text or ""
         _check_script(script)
@@ -193,6 +235,23 @@ def parse_result(payload: bytes | str | ET.Element) -> JobResult:
         raise ProtocolError(f"output is longer than {MAX_OUTPUT} bytes")
     return JobResult(_attr_id(root), status, None if exit_status is None else int(exit_status),
                      value, output)
+
+
+def parse_progress(payload: bytes | str | ET.Element) -> Progress:
+    """The progress chunk in `payload`; else ProtocolError."""
+    root = _root(payload, "progress")
+    seq = root.get("seq") or ""
+    if not re.fullmatch(r"[1-9][0-9]{0,9}", seq):
+        raise ProtocolError(f"seq {seq[:20]!r} is not a positive integer")
+    output = root.text or ""
+    if len(output.encode("utf-8", "surrogatepass")) > MAX_OUTPUT:
+        raise ProtocolError(f"output is longer than {MAX_OUTPUT} bytes")
+    return Progress(_attr_id(root), int(seq), output)
+
+
+def parse_cancel(payload: bytes | str | ET.Element) -> str:
+    """The id of the job a <cancel> payload names; else ProtocolError."""
+    return _attr_id(_root(payload, "cancel"))
 
 
 def _root(payload: bytes | str | ET.Element, name: str) -> ET.Element:
@@ -230,6 +289,11 @@ def _attr_timeout(root: ET.Element) -> float:
         raise ProtocolError(f"timeout {text!r:.40} is not a number") from None
     _check_timeout(timeout)
     return timeout
+
+
+def is_job_id(text: object) -> bool:
+    """Whether `text` is a valid job id."""
+    return isinstance(text, str) and _ID.fullmatch(text) is not None
 
 
 def _check_id(job_id: object) -> None:

@@ -11,6 +11,7 @@ import sys
 
 from appliance import __version__, components, config, log, nginx
 from appliance.image import commands as image_commands
+from appliance.jobs import cli as jobs_cli
 from appliance.osis import commands as osis_commands
 from appliance.osis.schema import SchemaError
 from appliance.osis.store import StoreError
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     machines_commands.add_commands(sub, _config_option)
     osis_commands.add_commands(sub, _config_option)
     tasklets_commands.add_commands(sub, _config_option)
+    jobs_cli.add_commands(sub, _config_option)
     lab = sub.add_parser("lab", help="a lab in network namespaces: the appliance and QEMU machines")
     lab_sub = lab.add_subparsers(dest="action", required=True, metavar="ACTION")
     lab_up = lab_sub.add_parser("up", help="start the lab, PXE-boot the machines, wait until they enrolled")

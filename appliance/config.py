@@ -22,6 +22,7 @@ from pydantic import (
     AfterValidator,
     Field,
     StrictBool,
+    StrictInt,
     StrictStr,
     TypeAdapter,
     ValidationError,
@@ -172,6 +173,12 @@ class JobsConfig:
 
     enabled: StrictBool = False
     """Run the workflow engine (needs [osis] and [xmpp])."""
+    attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    """Runs of a job at most: above 1, a job whose run failed is run again."""
+    retry_delay: Seconds = 5
+    """Seconds before the next run (doubling), or before a busy agent is asked again."""
+    queue_timeout: Seconds = 86400
+    """Seconds a job may wait for its agent to be online before it is timed out."""
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -203,9 +210,19 @@ class MonitoringConfig:
     """Monitoring tasklets run on a schedule; samples exported as Prometheus metrics."""
 
     enabled: StrictBool = False
-    """Run the monitoring scheduler."""
+    """Run the monitoring scheduler (needs [osis] and [xmpp]): the tasklets tagged
+    "monitor" on every online agent, their samples kept in OSIS and exported at /metrics."""
     interval: Seconds = 60
-    """Seconds between two runs of the monitoring tasklets."""
+    """Seconds between two runs of the monitoring tasklets on one agent; the agents are
+    spread evenly over the interval (each at a fixed phase of it, from its JID)."""
+    timeout: Seconds = 30
+    """Seconds one agent's monitoring job may run; a run still going at its next slot
+    makes it skip that slot (one run per agent at a time)."""
+    concurrency: Annotated[StrictInt, Field(ge=1, le=10000)] = 50
+    """Monitoring jobs in flight at once, over all agents."""
+    retention: Seconds = 3600
+    """Seconds a sample is kept without a newer value (an agent gone offline); OSIS holds
+    the latest value of each series only."""
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -22,13 +22,16 @@ from appliance.api.auth import Guard
 from appliance.api.dispatch import Dispatcher
 from appliance.components import Runtime, register
 from appliance.config import Config
+from appliance.fabric.accounts import controller_jid
 from appliance.inventory import find_machine
 from appliance.log import fields
+from appliance.monitoring.export import SampleCollector
 from appliance.osis.kv import StoreError
 from appliance.runner import Component
 from appliance.services import store_of
 from appliance.services.enroll import Enroll, EnrollSettings
 from appliance.services.events import Events
+from appliance.services.jobs import Jobs
 from appliance.services.machines import Machines
 from appliance.services.system import System
 from netservices.sockets import listen
@@ -43,8 +46,9 @@ def services(cfg: Config, runtime: Runtime) -> list:
     """Every service of the app server; a new service is one more line here."""
     store = store_of(runtime)
     settings = EnrollSettings(cfg.node.domain, cfg.appserver.enroll_hostname,
-                              cfg.appserver.enroll_action, f"{cfg.xmpp.host}:{cfg.xmpp.port}")
-    return [Machines(store), Events(store), System(runtime.status), Enroll(store, settings)]
+                              cfg.appserver.enroll_action, f"{cfg.xmpp.host}:{cfg.xmpp.port}",
+                              controllers=(controller_jid(cfg),))
+    return [Machines(store), Events(store), System(runtime.status), Enroll(store, settings), Jobs(store)]
 
 
 def build_app(cfg: Config, runtime: Runtime):
@@ -60,7 +64,8 @@ def build_app(cfg: Config, runtime: Runtime):
 
     assets = Path(cfg.http.root) if cfg.http.enabled and not cfg.http.nginx else None
     routes = [Route("/api/v1/health", health), Route("/boot/ipxe", _boot_route(cfg, runtime))]
-    return make_app(dispatcher, list(app_cfg.transports), assets, routes)
+    samples = SampleCollector(store_of(runtime))  # the monitoring samples in OSIS, at /metrics
+    return make_app(dispatcher, list(app_cfg.transports), assets, routes, [samples])
 
 
 def _boot_route(cfg: Config, runtime: Runtime):

@@ -108,19 +108,21 @@ struct Agent {
 }
 
 enum JobState {
-  QUEUED = 0,
-  RUNNING = 1,
-  DONE = 2,
+  QUEUED = 0,       // waiting for its agent to be online (or for the time of a retry)
+  RUNNING = 1,      // its agent said it runs
+  SUCCEEDED = 2,    // (was DONE)
   FAILED = 3,
   TIMED_OUT = 4,
   CANCELLED = 5,
+  DISPATCHED = 6,   // sent to its agent, no word yet
+  SKIPPED = 7,      // a workflow step whose condition said no
 }
 
 struct Job {
   1: string guid,
   2: string agent,                  // guid of the Agent that runs it
-  3: string action,                 // "tasklet" or "script"
-  4: string params_json = "{}",
+  3: string action,                 // "tasklet", "script", "workflow" or "local" (a step the engine runs)
+  4: string params_json = "{}",     // tasklet params; {"script": …}; a workflow's params
   5: JobState state = JobState.QUEUED,
   6: double created = 0,
   7: optional double started,
@@ -129,9 +131,17 @@ struct Job {
   10: optional string output,
   11: optional string result_json,
   12: i32 attempts = 0,
-  13: optional string workflow,
+  13: optional string workflow,     // guid of the workflow job it is a step of (a workflow: its own)
   14: i32 timeout = 300,
-  15: list<string> tags = [],
+  15: list<string> tags = [],         // a tasklet job's tags; a workflow job's: its name
+  16: optional string log,            // the engine's notes and the agent's streamed output (the tail)
+  17: optional string error,          // why it did not succeed, in a line
+  18: optional double dispatched,     // when it was last sent to its agent
+  19: bool cancel_requested = false,
+  20: optional string owner,          // JID of the controller whose engine dispatched it
+  21: optional string jid,            // its agent's bare JID
+  22: optional double not_before,     // not to be sent before this time (a retry's delay)
+  23: optional string step,           // a workflow step's name
 }
 
 struct MonitorSample {

@@ -4,7 +4,8 @@ Idempotent on the system UUID and on MACs: a machine that enrolls again is updat
 never duplicated, and keeps its name and address. A new machine gets a host name from
 `[appserver].enroll_hostname`, its boot NIC's address as a DHCP reservation (the
 appliance's DHCP server reads reservations from the machines), a DNS A record (and so
-its PTR), XMPP agent credentials, and an Event. Facts that make no sense are refused
+its PTR), XMPP agent credentials (its JID, password, server, and the controller JIDs it
+takes jobs from), and an Event. Facts that make no sense are refused
 with 400 before anything is stored.
 """
 
@@ -19,7 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from appliance.api.dispatch import ApiError, exposed
 from appliance.inventory import find_machine
@@ -37,11 +46,11 @@ class Nic(BaseModel):
     mac: Mac
     name: Text | None = None
     driver: Text | None = None
-    link: bool | None = None
+    link: StrictBool | None = None
     ip: Annotated[str, StringConstraints(max_length=45), WithJsonSchema(
         {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"},
                    {"const": ""}]})] | None = None
-    boot: bool = False
+    boot: StrictBool = False
     lldp_chassis: Text | None = None
     lldp_port: Text | None = None
 
@@ -62,7 +71,7 @@ class DiskFacts(BaseModel):
     size_bytes: Annotated[int, Field(ge=0, le=2**60)]
     serial: Text | None = None
     model: Text | None = None
-    rotational: bool | None = None
+    rotational: StrictBool | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class EnrollSettings:
     hostname: str  # pattern
     action: Literal["poweroff", "reboot", "wait"]
     xmpp_server: str
+    controllers: tuple[str, ...] = ()  # bare JIDs the agent takes jobs from
 
 
 def _clean(text: str | None) -> str | None:
@@ -100,8 +110,6 @@ class Enroll:
                disks: Annotated[list[DiskFacts], Field(max_length=256)] = ()) -> dict[str, object]:
         """Enroll (or re-enroll) the machine these facts describe; the reply says what it
         is now called, its address, its agent credentials and what to do next."""
-        if len({n.mac for n in interfaces}) != len(interfaces):
-            raise ApiError("invalid_params", "enroll: the same MAC is listed twice")
         facts = {"uuid": uuid, "serial": serial, "vendor": vendor, "product": product,
                  "board_serial": board_serial, "chassis_serial": chassis_serial, "cpus": cpus,
                  "cpu_model": cpu_model, "memory_mb": memory_mb, "disks": disks}
@@ -132,7 +140,8 @@ class Enroll:
         return {"guid": machine.guid, "hostname": machine.hostname, "fqdn": fqdn, "ip": machine.ip,
                 "action": self.settings.action, "known": found is not None,
                 "agent": {"jid": agent.jid, "password": agent.password,
-                          "server": self.settings.xmpp_server}}
+                          "server": self.settings.xmpp_server,
+                          "controllers": list(self.settings.controllers)}}
 
     @staticmethod
     def _existing(store: ObjectStore, uuid: str | None, macs: list[str]):

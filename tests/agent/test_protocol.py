@@ -12,14 +12,19 @@ from agent.protocol import (
     MAX_PAYLOAD,
     NS,
     JobResult,
+    Progress,
     ProtocolError,
     ScriptJob,
     TaskletJob,
     build_job,
     build_result,
+    cancel_element,
     clip_output,
+    parse_cancel,
     parse_job,
+    parse_progress,
     parse_result,
+    progress_element,
 )
 
 N = f'xmlns="{NS}"'
@@ -49,8 +54,8 @@ BAD_JOBS = {
     "huge timeout": (f'<job {N} id="j" timeout="1e9"><script>true</script></job>', "timeout"),
     "no child": (f'<job {N} id="j" timeout="1"/>', "exactly one child"),
     "two children": (f'<job {N} id="j" timeout="1"><script>a</script><script>b</script></job>', "exactly one"),
-    "unknown child": (f'<job {N} id="j" timeout="1"><python>1</python></job>', "exactly one"),
-    "child in another namespace": (f'<job {N} id="j" timeout="1"><script xmlns="x">a</script></job>', "exactly one"),
+    "unknown child": (f'<job {N} id="j" timeout="1"><python>1</python></job>', "unknown job type <python>"),
+    "child in another namespace": (f'<job {N} id="j" timeout="1"><script xmlns="x">a</script></job>', "unknown job type"),
     "empty script": (f'<job {N} id="j" timeout="1"><script>  </script></job>', "empty"),
     "long script": (f'<job {N} id="j" timeout="1"><script>{"x" * 70000}</script></job>', "longer"),
     "no tags": (f'<job {N} id="j" timeout="1"><tasklet/></job>', "tags"),
@@ -147,8 +152,8 @@ def _parses_or_protocol_error(parse, payload) -> None:
 
 @given(st.binary(max_size=512))
 def test_any_bytes_parse_or_raise_protocol_error(data):
-    _parses_or_protocol_error(parse_job, data)
-    _parses_or_protocol_error(parse_result, data)
+    for parse in (parse_job, parse_result, parse_progress, parse_cancel):
+        _parses_or_protocol_error(parse, data)
 
 
 _XMLISH = st.lists(st.sampled_from(list('<>/="& ;x#[]{}:,.-1a\n') + [
@@ -161,6 +166,8 @@ def test_xml_like_text_parses_or_raises_protocol_error(text):
     _parses_or_protocol_error(parse_job, f"<job {N} id='j' timeout='1'>{text}</job>")
     _parses_or_protocol_error(parse_result, f"<result {N} id='j' status='ok'>{text}</result>")
     _parses_or_protocol_error(parse_job, text)
+    _parses_or_protocol_error(parse_progress, f"<progress {N} id='j' seq='1'>{text}</progress>")
+    _parses_or_protocol_error(parse_cancel, f"<cancel {N} {text}/>")
 
 
 @given(st.text(max_size=200), st.text(alphabet="abc,.-_ ", max_size=20),
@@ -174,3 +181,38 @@ def test_built_jobs_parse_back_or_build_refuses(script, tags, params):
         if isinstance(job, ScriptJob):  # XML 1.0 2.11: line ends arrive as LF
             job = ScriptJob("j", 1, script.replace("\r\n", "\n").replace("\r", "\n"))
         assert parse_job(data) == job
+
+
+PROGRESS = {
+    "a chunk": (f'<progress {N} id="j1.1" seq="1">line\n</progress>', Progress("j1.1", 1, "line\n")),
+    "no output": (f'<progress {N} id="j" seq="12"/>', Progress("j", 12, "")),
+}
+BAD_PROGRESS = {
+    "seq zero": (f'<progress {N} id="j" seq="0"/>', "seq"),
+    "seq not a number": (f'<progress {N} id="j" seq="x"/>', "seq"),
+    "no id": (f'<progress {N} seq="1"/>', "id"),
+    "output too long": (f'<progress {N} id="j" seq="1">{"x" * (MAX_OUTPUT + 1)}</progress>', "longer"),
+    "a result": (f'<result {N} id="j" status="ok"/>', "expected <progress"),
+}
+
+
+@pytest.mark.parametrize("case", PROGRESS, ids=str)
+def test_progress_parses_and_round_trips(case):
+    text, progress = PROGRESS[case]
+    assert parse_progress(text) == progress == parse_progress(progress_element(progress))
+
+
+@pytest.mark.parametrize("case", BAD_PROGRESS, ids=str)
+def test_bad_progress_raises_protocol_error(case):
+    payload, reason = BAD_PROGRESS[case]
+    with pytest.raises(ProtocolError, match=reason):
+        parse_progress(payload)
+
+
+def test_cancel_names_a_job_and_cancelled_is_a_status():
+    assert parse_cancel(cancel_element("j1.2")) == "j1.2"
+    with pytest.raises(ProtocolError, match="id"):
+        parse_cancel(f'<cancel {N}/>')
+    with pytest.raises(ProtocolError):
+        cancel_element("bad id")
+    assert parse_result(build_result(JobResult("j", "cancelled", output="x"))).status == "cancelled"

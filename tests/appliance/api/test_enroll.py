@@ -98,7 +98,6 @@ def test_host_names_never_collide(lab, tmp_path):
 BAD = {
     "no interfaces": ({**facts(), "interfaces": []}, None),
     "a malformed MAC": ({**facts(), "interfaces": [{"mac": "52:54:00:zz:00:01"}]}, None),
-    "the same MAC twice": ({**facts(), "interfaces": [{"mac": "52:54:00:00:00:99"}, {"mac": "52:54:00:00:00:99"}]}, None),
     "absurd memory": ({**facts(), "memory_mb": 10**12}, None),
     "negative disk": ({**facts(), "disks": [{"name": "vda", "size_bytes": -1}]}, None),
     "not an address": ({**facts(), "interfaces": [{"mac": "52:54:00:00:00:98", "ip": "10.0.0.300"}]}, None),
@@ -112,6 +111,20 @@ def test_bad_facts_are_refused_and_nothing_is_stored(lab, body, raw):
     before = len(machines(lab))
     reply = post(lab, body, raw=raw)
     assert reply.status_code == 400 and reply.json()["error"]["message"]
+    assert len(machines(lab)) == before
+
+
+def test_nics_sharing_a_mac_are_kept(lab):
+    """Bonded NICs report the bond's MAC: the machine enrolls with both, found by that MAC."""
+    body = {**facts(mac="52:54:00:00:00:99", uuid=None),
+            "interfaces": [{"mac": "52:54:00:00:00:99", "name": "eth0", "boot": True},
+                           {"mac": "52:54:00:00:00:99", "name": "eth1"}]}
+    reply = post(lab, body)
+    assert reply.status_code == 200, reply.text
+    found = [m for m in machines(lab) if any(n["mac"] == "52:54:00:00:00:99" for n in m["interfaces"])]
+    assert len(found) == 1 and [n["name"] for n in found[0]["interfaces"]] == ["eth0", "eth1"]
+    before = len(machines(lab))
+    assert post(lab, body).json()["hostname"] == reply.json()["hostname"]  # enrolls again as itself
     assert len(machines(lab)) == before
 
 

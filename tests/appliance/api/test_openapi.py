@@ -18,6 +18,9 @@ def test_document_lists_every_exposed_method(api):
         "events.list": ("get", "/api/v1/events"),
         "system.version": ("get", "/api/v1/system/version"), "system.health": ("get", "/api/v1/system/health"),
         "enroll.enroll": ("post", "/api/v1/enroll"),
+        "jobs.list": ("get", "/api/v1/jobs"), "jobs.get": ("get", "/api/v1/jobs/{guid}"),
+        "jobs.run": ("post", "/api/v1/jobs"), "jobs.script": ("post", "/api/v1/jobs/script"),
+        "jobs.workflow": ("post", "/api/v1/workflows"), "jobs.cancel": ("post", "/api/v1/jobs/{guid}/cancel"),
     }
     machine = spec["components"]["schemas"]["Machine"]["properties"]
     assert machine["state"]["anyOf"][0]["enum"][:2] == ["NEW", "ENROLLED"]
