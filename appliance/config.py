@@ -227,10 +227,10 @@ class MonitoringConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class TaskletsConfig:
-    """The tasklet engine."""
+    """The tasklet engine: of `appliance tasklets`, and of the appliance's own agent."""
 
     enabled: StrictBool = False
-    """Load tasklets."""
+    """Run the appliance's own agent, USER-agent@DOMAIN (Agent "agent-appliance"; needs [xmpp])."""
     builtin: StrictBool = True
     """Load the built-in tasklets (facts, ping, command) before the directories in `paths`."""
     paths: tuple[StrictStr, ...] = ()

@@ -15,7 +15,9 @@ per host) RETRY seconds later.
 
 `controller_password(cfg)` is the controller's password ([xmpp] password, else the file
 STATE_DIR/xmpp-password, made 0600 at first use); `run_accounts(cfg, store)` ensures the
-controller's account and then runs `sync` until cancelled.
+controller's account and then runs `sync` until cancelled. The appliance's own agent (the
+tasklets component) is `agent_jid(cfg)` with `agent_password(cfg)` (STATE_DIR/
+xmpp-agent-password); its account is made by `sync` like any other Agent's.
 """
 
 import asyncio
@@ -34,13 +36,15 @@ from appliance.log import fields
 from appliance.osis.kv import Compacted, StoreError
 from appliance.osis.store import NotFound, ObjectStore
 
-__all__ = ["AccountError", "Accounts", "Ejabberd", "Prosody", "controller_jid", "controller_password",
-           "ensure_controller", "provisioner", "run_accounts", "sync"]
+__all__ = ["AccountError", "Accounts", "Ejabberd", "Prosody", "agent_jid", "agent_password", "controller_jid",
+           "controller_password", "ensure_controller", "generated_password", "provisioner", "run_accounts",
+           "sync"]
 
 log = logging.getLogger("appliance.accounts")
 
 RETRY = 30.0
 PASSWORD_FILE = "xmpp-password"
+AGENT_PASSWORD_FILE = "xmpp-agent-password"
 LEDGER_FILE = "xmpp-accounts.json"
 
 
@@ -64,7 +68,24 @@ def controller_password(cfg) -> str:
     use; two processes that race both get the same one)."""
     if cfg.xmpp.password:
         return cfg.xmpp.password
-    path = Path(cfg.node.state_dir) / PASSWORD_FILE
+    return generated_password(Path(cfg.node.state_dir) / PASSWORD_FILE, "or set [xmpp] password")
+
+
+def agent_jid(cfg) -> str:
+    """The bare JID of the appliance's own agent (the tasklets component): [xmpp] user-agent
+    @ [node] domain."""
+    return f"{cfg.xmpp.user}-agent@{cfg.node.domain}".lower()
+
+
+def agent_password(cfg) -> str:
+    """The appliance's own agent's password, kept in STATE_DIR/xmpp-agent-password (made
+    0600 at first use)."""
+    return generated_password(Path(cfg.node.state_dir) / AGENT_PASSWORD_FILE)
+
+
+def generated_password(path: Path, hint: str = "") -> str:
+    """The password kept in `path`, made (random, 0600) at first use; two processes that
+    race both get the same one. AccountError if the file is empty."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
@@ -80,7 +101,7 @@ def controller_password(cfg) -> str:
             tmp.unlink()
     password = path.read_text().strip()
     if not password:
-        raise AccountError(f"{path} is empty: delete it (a new one is made) or set [xmpp] password")
+        raise AccountError(f"{path} is empty: delete it (a new one is made){' ' + hint if hint else ''}")
     return password
 
 
