@@ -15,7 +15,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, PlainSerializer, PlainValidator, StrictInt
+from pydantic import AfterValidator, ConfigDict, Field, PlainSerializer, PlainValidator, StrictInt, StrictStr
 
 SECTION = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
@@ -61,3 +61,23 @@ ListenAddress = Annotated[
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 Interface = Annotated[str, Field(strict=True), AfterValidator(_interface_name)]
 Seconds = Annotated[StrictInt, Field(ge=1)]
+
+
+# Host names and domains (RFC 1123 labels).
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _hostname(value: str) -> str:
+    if not _LABEL.fullmatch(value):
+        raise ValueError("is not a host name (letters, digits and inner hyphens, 63 at most)")
+    return value
+
+
+def _domain(value: str) -> str:
+    if len(value) > 253 or not all(_LABEL.fullmatch(label) for label in value.split(".")):
+        raise ValueError("is not a DNS domain name")
+    return value
+
+
+Hostname = Annotated[StrictStr, AfterValidator(_hostname)]
+DomainName = Annotated[StrictStr, AfterValidator(_domain)]
