@@ -5,7 +5,9 @@ its own services) and the static records of the config and zone file. Machines c
 from the inventory: `DnsComponent.zones` is the `Authority` whose `set_host` and
 `remove_host` the appliance calls when a machine is enrolled or deleted (no restart),
 and `load(records)` reads a whole `Records` inventory. The zones outlive restarts of
-the component after a crash.
+the component after a crash. `follow_dns_records` reads the store in worker threads;
+its changes are applied in the event loop's thread (`_InLoop`), where the server reads
+the zones, and reach the UDP worker processes from there ([dns].workers).
 """
 
 import asyncio
@@ -22,7 +24,7 @@ from appliance.runner import Component
 from netservices.dns import service
 from netservices.dns.server import DnsServer
 from netservices.dns.wire import ZoneError
-from netservices.dns.zone import Authority
+from netservices.dns.zone import Authority, Host
 
 log = logging.getLogger("appliance.dns")
 
@@ -57,6 +59,20 @@ def zones(cfg: Config) -> Authority:
         raise ZoneError(f"zone file {cfg.dns.zone_file}: {exc}") from None
 
 
+class _InLoop:
+    """The zones as follow_dns_records changes them, from any thread: each change is made
+    in `loop`'s thread, in the order it came."""
+
+    def __init__(self, zones: Authority, loop: asyncio.AbstractEventLoop):
+        self.zones, self.loop = zones, loop
+
+    def set_host(self, host: Host) -> None:
+        self.loop.call_soon_threadsafe(self.zones.set_host, host)
+
+    def remove_host(self, name: str) -> None:
+        self.loop.call_soon_threadsafe(self.zones.remove_host, name)
+
+
 class DnsComponent(Component):
     name = "dns"
 
@@ -65,6 +81,11 @@ class DnsComponent(Component):
         self.zones: Authority | None = None  # built at the first start, kept after
         self._server: DnsServer | None = None
 
+    @property
+    def server(self) -> DnsServer | None:
+        """The running server (its UDP workers, counters), None before the first start."""
+        return self._server
+
     async def start(self) -> None:
         if self.zones is None:
             self.zones = zones(self.cfg)
@@ -72,7 +93,8 @@ class DnsComponent(Component):
         self._server.open()
         log.info("dns.listening", extra=fields(
             addresses=",".join(f"{h}:{p}" for h, p in self._server.bound()),
-            names=len(self.zones.names()), forwarders=",".join(self.cfg.dns.forwarders)))
+            names=len(self.zones.names()), forwarders=",".join(self.cfg.dns.forwarders),
+            udp_workers=self._server.workers))
 
     async def serve(self) -> None:
         store = self.runtime.store if self.runtime else None
@@ -80,7 +102,8 @@ class DnsComponent(Component):
             await self._server.serve()
             return
         tasks = [asyncio.create_task(self._server.serve()),
-                 asyncio.create_task(follow_dns_records(store, self.zones))]
+                 asyncio.create_task(follow_dns_records(
+                     store, _InLoop(self.zones, asyncio.get_running_loop())))]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()

@@ -41,7 +41,14 @@ def _network(value):
         raise ValueError("is not an IP network such as 10.0.0.0/24 or fd00::/64") from None
 
 
+def _workers(value):
+    if value == "auto" or (type(value) is int and 0 <= value <= 64):
+        return value
+    raise ValueError('is not "auto" or a number of worker processes from 0 to 64')
+
+
 Upstream = Annotated[StrictStr, AfterValidator(_forwarder)]
+Workers = Annotated[str | int, PlainValidator(_workers)]
 StaticRecord = Annotated[StrictStr, AfterValidator(_record)]
 Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_network),
                     PlainSerializer(str)]
@@ -76,3 +83,6 @@ class DnsConfig:
     """Largest UDP reply, advertised with EDNS (1232: no fragmentation, DNS flag day 2020)."""
     tcp_idle_timeout: Seconds = 10
     """Seconds a TCP connection may stay idle before it is closed (RFC 7766 6.2.3)."""
+    workers: Workers = "auto"
+    """UDP worker processes per listen address, answering the zone's queries (SO_REUSEPORT);
+    0: UDP is answered in the appliance's process; "auto": one per CPU core but one (1 to 4)."""

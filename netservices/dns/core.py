@@ -13,7 +13,8 @@ Hot path: every authoritative reply is kept, as wire bytes, under a key made of 
 query's bytes from the flags to the OPT header (question name lowercased), so the next
 query of the same shape is answered by slicing: its id and its question (case kept)
 around the stored header and sections. No dnslib work. The table is dropped whenever
-the zones change, and bounded in size.
+the zones change, and bounded in size. `fast_key` and `fast_reply` spell that lookup
+out; the UDP workers (`udpworker`) inline it over copies of the entries (`entry`).
 """
 
 import logging
@@ -69,6 +70,10 @@ class Responder:
         """Drop the pre-built replies (the zones changed)."""
         self._fast = ({}, {})
 
+    def close(self) -> None:
+        """Stop following the zones (a server that is done with this responder)."""
+        self.authority.unsubscribe(self.invalidate)
+
     def answer(self, data: bytes, *, udp: bool, now: float) -> bytes | Forward | None:
         """The reply to one message; see the module docstring."""
         self.stats.received += 1
@@ -81,6 +86,12 @@ class Responder:
             self.stats.answered += 1
             return data[:2] + hit[1] + data[wire.HEADER:qn + 5] + hit[2]
         return self._slow(data, udp, now)
+
+    def entry(self, data: bytes) -> tuple[bytes, tuple] | None:
+        """(key, entry) of the pre-built UDP reply kept for `data`'s shape, if there is one."""
+        key = fast_key(data)
+        hit = self._fast[1].get(key) if key is not None else None
+        return (key, hit) if hit is not None and hit[0] == len(data) else None
 
     def forwarded(self, fwd: Forward, upstream: wire.Upstream | None, now: float) -> bytes:
         """The reply to a forwarded query, from the upstream answer (None: all failed)."""
@@ -98,6 +109,9 @@ class Responder:
             return wire.header_reply(_header(q), wire.SERVFAIL)
 
     def _slow(self, data: bytes, udp: bool, now: float) -> bytes | Forward | None:
+        # The table as it is now: should the zones change meanwhile (from another thread),
+        # the reply goes into the table just dropped, never into the fresh one.
+        table = self._fast[udp]
         if len(data) < wire.HEADER or data[2] & 0x80:
             self.stats.malformed += 1  # garbage, or a response: stay silent (no loops)
             return None
@@ -108,7 +122,7 @@ class Responder:
             self.stats.malformed += 1
             return wire.header_reply(data, wire.FORMERR)
         try:
-            out = self._respond(q, data, udp, now)
+            out = self._respond(q, data, udp, now, table)
         except Exception:
             log.exception("dns.answer_failed")
             self.stats.servfail += 1
@@ -117,22 +131,23 @@ class Responder:
             self.stats.answered += 1
         return out
 
-    def _respond(self, q: wire.Query, data: bytes, udp: bool, now: float) -> bytes | Forward:
+    def _respond(self, q: wire.Query, data: bytes, udp: bool, now: float,
+                 table: dict) -> bytes | Forward:
         if q.opcode != 0:
-            return self._keep(data, q, udp, self._reply(q, udp, wire.NOTIMP, aa=False))
+            return _keep(table, data, q, self._reply(q, udp, wire.NOTIMP, aa=False))
         if q.edns is not None and q.edns.version > 0:
             return self._reply(q, udp, wire.BADVERS, aa=False)  # RFC 6891 6.1.3
         if q.qtype in (wire.TYPE_AXFR, wire.TYPE_IXFR) or q.qclass not in (wire.CLASS_IN,
                                                                             wire.CLASS_ANY):
-            return self._keep(data, q, udp, self._reply(q, udp, wire.REFUSED, aa=False))
+            return _keep(table, data, q, self._reply(q, udp, wire.REFUSED, aa=False))
         found = self.authority.lookup(q.name, q.qtype)
         if found is not None:
             reply = wire.reply(q, found.rcode, found.answer, found.authority, found.additional,
                                aa=True, ra=self.forwarding, limit=self._limit(q, udp),
                                udp_size=self.udp_size)
-            return self._keep(data, q, udp, reply)
+            return _keep(table, data, q, reply)
         if not self.forwarding:  # not ours, and no one to ask
-            return self._keep(data, q, udp, self._reply(q, udp, wire.REFUSED, aa=False))
+            return _keep(table, data, q, self._reply(q, udp, wire.REFUSED, aa=False))
         cached = self.cache.get(_cache_key(q), now)
         if cached is not None:
             self.stats.cache_hits += 1
@@ -156,26 +171,40 @@ class Responder:
             return wire.MIN_UDP  # RFC 1035 4.2.1
         return min(q.edns.size, self.udp_size)  # RFC 6891 6.2.5
 
-    def _keep(self, data: bytes, q: wire.Query, udp: bool, reply: bytes) -> bytes:
-        """Store `reply` for the fast path when the query has the plain shape it reads."""
-        qn = wire.HEADER + q.name_length - 1
-        if (reply[3] & 0xF) not in _CACHEABLE or (data[2] | data[3]) & 0x40:
-            return reply  # lowercasing the key must never turn one header into another
-        if data.find(0, wire.HEADER) != qn:
-            return reply  # a zero byte inside a label: the fast path would misread it
-        rest = len(data) - qn - 5
-        if q.edns is None:
-            plain = data[10:12] == b"\x00\x00" and rest == 0
-        else:
-            plain = data[10:12] == b"\x00\x01" and rest >= 11 and \
-                rest == 11 + int.from_bytes(data[qn + 14:qn + 16], "big")
-        if plain and data[6:10] == b"\x00\x00\x00\x00":
-            table = self._fast[udp]
-            if len(table) >= FAST_TABLE_MAX:
-                table.clear()
-            key = data[2:qn + 1].lower() + data[qn + 1:qn + 16]
-            table[key] = (len(data), reply[2:wire.HEADER], reply[qn + 5:])
-        return reply
+
+def fast_key(data: bytes) -> bytes | None:
+    """The fast-path key of a query: its bytes from the flags to the OPT header, the
+    question name lowercased. None when there is no name end to find."""
+    qn = data.find(0, wire.HEADER)
+    return None if qn < 0 else data[2:qn + 1].lower() + data[qn + 1:qn + 16]
+
+
+def fast_reply(data: bytes, entry: tuple) -> bytes | None:
+    """The reply to `data` from the entry kept under its key; None if it does not fit."""
+    if entry[0] != len(data):
+        return None
+    qn = data.index(0, wire.HEADER)
+    return data[:2] + entry[1] + data[wire.HEADER:qn + 5] + entry[2]
+
+
+def _keep(table: dict, data: bytes, q: wire.Query, reply: bytes) -> bytes:
+    """Store `reply` for the fast path when the query has the plain shape it reads."""
+    qn = wire.HEADER + q.name_length - 1
+    if (reply[3] & 0xF) not in _CACHEABLE or (data[2] | data[3]) & 0x40:
+        return reply  # lowercasing the key must never turn one header into another
+    if data.find(0, wire.HEADER) != qn:
+        return reply  # a zero byte inside a label: the fast path would misread it
+    rest = len(data) - qn - 5
+    if q.edns is None:
+        plain = data[10:12] == b"\x00\x00" and rest == 0
+    else:
+        plain = data[10:12] == b"\x00\x01" and rest >= 11 and \
+            rest == 11 + int.from_bytes(data[qn + 14:qn + 16], "big")
+    if plain and data[6:10] == b"\x00\x00\x00\x00":
+        if len(table) >= FAST_TABLE_MAX:
+            table.clear()
+        table[fast_key(data)] = (len(data), reply[2:wire.HEADER], reply[qn + 5:])
+    return reply
 
 
 def _cache_key(q: wire.Query) -> tuple:

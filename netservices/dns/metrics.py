@@ -1,7 +1,8 @@
 """Prometheus metrics of the DNS servers in this process, read from their `Stats`.
 
-The counters are plain integers on the hot path; this collector sums them when
-`/metrics` is scraped, so that answering a query costs no metrics call.
+The counters are plain integers on the hot path (in shared memory for the UDP workers);
+this collector sums them when `/metrics` is scraped, so that answering a query costs no
+metrics call.
 """
 
 import weakref
@@ -23,7 +24,7 @@ _HELP = {
 
 class _Collector:
     def __init__(self):
-        self.sources: weakref.WeakSet[Stats] = weakref.WeakSet()
+        self.sources: weakref.WeakSet = weakref.WeakSet()  # Stats, or what reads like one
 
     def collect(self):
         for f in fields(Stats):
@@ -36,6 +37,7 @@ _COLLECTOR = _Collector()
 REGISTRY.register(_COLLECTOR)
 
 
-def export(stats: Stats) -> None:
-    """Count `stats` in the process's metrics for as long as it lives."""
+def export(stats) -> None:
+    """Count `stats` (a Stats, or an object with its attributes) in the process's metrics
+    for as long as it lives."""
     _COLLECTOR.sources.add(stats)

@@ -9,6 +9,7 @@ from netservices.dns.config import DnsConfig
 from netservices.dns.core import Responder
 from netservices.dns.forward import Forwarder, parse_upstream
 from netservices.dns.server import DnsServer
+from netservices.dns.workers import auto_count
 from netservices.dns.zone import Authority, Host, Network
 
 
@@ -35,11 +36,13 @@ def server(cfg: DnsConfig, zones: Authority, *, port: int | None = None) -> DnsS
     forwarding = bool(cfg.forwarders)
     responder = Responder(zones, forwarding=forwarding, cache=Cache(cfg.cache_size),
                           udp_size=cfg.udp_size)
-    metrics.export(responder.stats)
     forwarder = None
     if forwarding:
         forwarder = Forwarder([parse_upstream(f) for f in cfg.forwarders],
                               timeout=cfg.forward_timeout, udp_size=cfg.udp_size)
     port = cfg.port if port is None else port
-    return DnsServer(responder, [(str(a), port) for a in cfg.listen], forwarder=forwarder,
-                     idle_timeout=cfg.tcp_idle_timeout)
+    workers = auto_count() if cfg.workers == "auto" else cfg.workers
+    server = DnsServer(responder, [(str(a), port) for a in cfg.listen], forwarder=forwarder,
+                       idle_timeout=cfg.tcp_idle_timeout, workers=workers)
+    metrics.export(server.stats)
+    return server

@@ -128,6 +128,11 @@ class Authority:
         """Call `callback()` after every change of the zones."""
         self._subscribers.append(callback)
 
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        """Stop calling `callback` (nothing happens if it was not subscribed)."""
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
     def set_host(self, host: Host) -> None:
         """Add or replace a host's A/AAAA records and the PTRs of its addresses."""
         self._set(self._fqdn(host.name), host.addresses)
@@ -229,7 +234,7 @@ class Authority:
         self.serial = (self.serial + 1) & 0xFFFFFFFF  # RFC 1982 arithmetic
         for zone in self._zones:
             zone.set_soa(self._soa(zone.origin))
-        for callback in self._subscribers:
+        for callback in list(self._subscribers):
             callback()
 
     def _soa(self, origin: Name) -> Record:

@@ -65,18 +65,19 @@ class Running:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
 
     def stop(self):
+        if self.loop.is_closed():
+            return
         asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(5)
         self.thread.join(5)
         self.loop.close()
 
 
-@pytest.fixture
-def serve():
-    """Factory: serve(zones, **DnsConfig fields) -> Running on 127.0.0.1, a free port."""
+def _servers(workers: int | str):
     running = []
 
     def start(zones=None, **cfg) -> Running:
         zones = zones or make_zones()
+        cfg.setdefault("workers", workers)
         server = service.server(DnsConfig(enabled=True, **cfg), zones, port=0)
         server.open()
         running.append(Running(server, zones))
@@ -86,6 +87,19 @@ def serve():
     yield start
     for r in running:
         r.stop()
+
+
+@pytest.fixture(params=[0, 2], ids=["udp-in-process", "udp-2-workers"])
+def serve(request):
+    """Factory: serve(zones, **DnsConfig fields) -> Running on 127.0.0.1, a free port;
+    each test runs with UDP answered in the server's process and by 2 worker processes."""
+    yield from _servers(request.param)
+
+
+@pytest.fixture
+def serve_once():
+    """Like `serve`, once, with the default settings (workers "auto") unless given."""
+    yield from _servers("auto")
 
 
 def free_port() -> int:

@@ -10,9 +10,14 @@ import subprocess
 import pytest
 
 from appliance import config
+from appliance.components import Runtime
 from appliance.components.dns import DnsComponent
+from appliance.osis.schema import domain
+from appliance.osis.store import open_store
 from netservices.dns.zone import Host
 from tests.netservices.dns.conftest import free_port, tool
+from tests.netservices.dns.test_workers import short as short_from
+from tests.netservices.dns.test_workers import worker_ports
 
 
 async def short(port, *args):
@@ -22,8 +27,8 @@ async def short(port, *args):
     return done.stdout.split()
 
 
-async def run(cfg_data, body):
-    comp = DnsComponent(config.validate(cfg_data))
+async def run(cfg_data, body, runtime=None):
+    comp = DnsComponent(config.validate(cfg_data), runtime)
     await comp.start()
     task = asyncio.create_task(comp.serve())
     try:
@@ -74,3 +79,35 @@ async def test_bad_zone_file_fails_start(tmp_path):
     comp = DnsComponent(config.validate({"dns": {"zone_file": str(tmp_path / "bad.zone")}}))
     with pytest.raises(ValueError, match="zone file .*bad.zone"):
         await comp.start()
+
+
+async def test_enrolled_machines_resolve_through_every_worker(tmp_path):
+    """A record put in the store (as enrollment does) and deleted, seen by each UDP worker."""
+    store = open_store(config.validate({}).osis, tmp_path)
+    port = free_port()
+    data = {"node": {"name": "mgmt", "domain": "rack1.example", "address": "10.0.0.2"},
+            "dns": {"enabled": True, "port": port, "workers": 2}}
+
+    async def resolves(ports, name, expected):
+        for _ in range(100):  # the component polls the store's changes every second
+            answers = [await asyncio.to_thread(short_from, port, name, source=p)
+                       for p in ports.values()]
+            if all(a == expected for a in answers):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def body(comp):
+        ports = await asyncio.to_thread(worker_ports, comp.server, port, "mgmt.rack1.example")
+        assert await resolves(ports, "node1.rack1.example", [])
+        store.put(domain.DnsRecord(guid="m1-a", name="node1.rack1.example", rtype="A",
+                                   value="10.0.0.71", machine="m1"))
+        assert await resolves(ports, "node1.rack1.example", ["10.0.0.71"])
+        assert await resolves(ports, "node1.rack1.example", ["10.0.0.71"])  # from the tables
+        store.delete("dnsrecord", "m1-a")
+        assert await resolves(ports, "node1.rack1.example", [])
+
+    try:
+        await run(data, body, Runtime(status=dict, store=store))
+    finally:
+        store.close()

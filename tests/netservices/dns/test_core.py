@@ -5,7 +5,7 @@ import struct
 import pytest
 from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
 
-from netservices.dns.core import Forward, Responder
+from netservices.dns.core import Forward, Responder, fast_key, fast_reply
 from tests.netservices.dns.conftest import make_zones
 
 
@@ -220,3 +220,38 @@ def test_prebuilt_replies_follow_zone_changes():
     zones.remove_host("web1")
     reply = DNSRecord.parse(responder.answer(query("web1.rack.internal"), udp=True, now=0))
     assert RCODE[reply.header.rcode] == "NXDOMAIN"
+
+
+def test_a_reply_built_while_the_zones_change_is_not_kept():
+    """A change made meanwhile (the inventory follower runs in a thread) must not leave the
+    reply built from the old zones in the fresh table."""
+    from ipaddress import ip_address
+
+    from netservices.dns.zone import Host
+    zones = make_zones()
+    responder = Responder(zones)
+    lookup = zones.lookup
+
+    def lookup_then_change(name, qtype):
+        found = lookup(name, qtype)
+        zones.lookup = lookup
+        zones.set_host(Host("web1", (ip_address("10.0.0.99"),)))
+        return found
+
+    zones.lookup = lookup_then_change
+    first = DNSRecord.parse(responder.answer(query("web1.rack.internal"), udp=True, now=0))
+    second = DNSRecord.parse(responder.answer(query("web1.rack.internal"), udp=True, now=0))
+    assert rrs(first.rr) == ["web1.rack.internal. A 10.0.0.11"]
+    assert rrs(second.rr) == ["web1.rack.internal. A 10.0.0.99"]
+
+
+def test_entry_gives_what_a_worker_needs_to_answer_alike():
+    responder = Responder(make_zones())
+    asked = query("WEB1.rack.internal", edns=1232, qid=7)
+    assert responder.entry(asked) is None  # nothing built yet
+    built = responder.answer(asked, udp=True, now=0)
+    key, entry = responder.entry(query("web1.rack.internal", edns=1232, qid=8))
+    assert key == fast_key(asked)
+    assert fast_reply(asked, entry) == built
+    assert responder.entry(query("web1.rack.internal", qid=9)) is None  # another shape
+    assert responder.entry(b"\x00\x01") is None

@@ -48,6 +48,20 @@ def test_changes_are_announced():
     assert calls == [1, 1]
 
 
+def test_an_unsubscribed_callback_is_not_called():
+    zones, calls = make_zones(), []
+
+    def note():
+        calls.append(1)
+
+    zones.subscribe(note)
+    zones.set_host(Host("x", ()))
+    zones.unsubscribe(note)
+    zones.unsubscribe(note)  # twice: nothing happens
+    zones.remove_host("x")
+    assert calls == [1]
+
+
 def test_address_outside_reverse_zones_gets_no_ptr():
     zones = make_zones(hosts={"far": ("192.168.9.9",)})
     assert answer(zones, "9.9.168.192.in-addr.arpa", wire.TYPE_PTR) is None  # not ours at all
