@@ -89,8 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     image = sub.add_parser("image", help="build the images the appliance serves")
     image_sub = image.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = image_sub.add_parser("build", help="build an image from its recipe in image/, cached by its hash")
-    build.add_argument("name", choices=["enroll"], help="enroll: the enrollment netboot image")
+    build.add_argument("name", choices=["enroll", "node"], help=(
+        "enroll: the enrollment netboot image; node: the flashable node image (raw, qcow2, Vagrant box)"))
     build.add_argument("--output", metavar="DIR", help="where to put it (default: [http].root/NAME)")
+    build.add_argument("--formats", metavar="LIST", default="raw,qcow2,box",
+                       help="node image outputs, comma-separated: raw, qcow2, box (default: all)")
     build.add_argument("--force", action="store_true",
                        help="rebuild even when up to date, downloading the packages again")
     _config_option(build)
@@ -141,7 +144,10 @@ def cmd_nginx_config(args) -> int:
 
 
 def cmd_image_build(args) -> int:
-    return image_commands.build(load_config(args), args.name, args.output, args.force)
+    # a build machine needs no appliance config: without one, the defaults
+    named = args.config or os.environ.get(config.ENV_VAR) or config.DEFAULT_PATH.exists()
+    cfg = load_config(args) if named else config.validate({})
+    return image_commands.build(cfg, args.name, args.output, args.force, args.formats)
 
 
 def cmd_run(args) -> int:

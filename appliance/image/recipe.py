@@ -13,7 +13,15 @@ from pathlib import Path
 BUILDER_VERSION = 1
 """Bump when the builder changes what it puts in an image: old builds then rebuild."""
 
-RECIPES = Path(__file__).resolve().parents[2] / "image"
+
+def _recipes() -> Path:
+    """`image/` of the source tree (a checkout or an editable install), else the copy that
+    the wheel carries as `appliance/image/recipes/` (see pyproject.toml)."""
+    source = Path(__file__).resolve().parents[2] / "image"
+    return source if (source / "enroll" / "recipe.toml").is_file() else Path(__file__).with_name("recipes")
+
+
+RECIPES = _recipes()
 
 
 class RecipeError(Exception):
