@@ -2,10 +2,14 @@
 
 Measured: one 64 MiB download at blksize 1468 without windowsize (lock-step) and with
 windowsize 8 (RFC 7440; tftpd-hpa has no windowsize, so it runs lock-step there too),
-and 50 concurrent 1 MiB downloads (aggregate MB/s). Every download is checked against
-the file's SHA-256; a failed or wrong one is counted, never timed as a success. Each
-figure is the median of `RUNS` runs. The servers run on 127.0.0.1 with private ports as
-child processes, stopped by PID. tftpd-hpa and atftpd conflict as Debian packages and
+and 50 concurrent 1 MiB downloads (aggregate MB/s). Every server gets the same client
+(atftp), the same options and the same files; ours runs as `appliance run --only tftp`
+with its defaults (one worker process per core). Every download is checked against
+the file's SHA-256; a failed or wrong one is counted, never timed as a success. The
+three servers run side by side on 127.0.0.1 (private ports, child processes stopped by
+PID) and the runs are interleaved — run 1 of each server, then run 2 of each, … — so
+that a slow moment of a shared machine falls on all of them alike; each figure is the
+median of `RUNS` runs, and every run is printed. tftpd-hpa and atftpd conflict as Debian packages and
 each would add a service: their `.deb`s are fetched with `apt-get download` and unpacked
 into a cache directory (nothing is installed, no service is started).
 """
@@ -20,13 +24,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from bench._clients import run_all, stop
+from bench._clients import stop
 
 MIB = 1024 * 1024
-RUNS = 3
+RUNS = 5
 CONCURRENT = 50
 CLIENT_TIMEOUT = 120  # seconds any one download may take
 CACHE = Path(tempfile.gettempdir()) / "pylabs-tftp-peers"
@@ -87,28 +92,52 @@ def _running(cmd: list[str]):
         stop(proc)
 
 
+def _run_all(commands: list[list[str]], timeout: float) -> tuple[float, list[bool]]:
+    """Start every command at once; (seconds until the last one ended, which exited 0).
+
+    A blocking wait, not `Popen.wait(timeout)`, which polls in steps of up to 50 ms —
+    too coarse for a download of a few tenths of a second; a timer kills stragglers.
+    """
+    began = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for cmd in commands]
+    timer = threading.Timer(timeout, lambda: [p.kill() for p in procs if p.poll() is None])
+    timer.start()
+    try:
+        codes = [proc.wait() for proc in procs]
+    finally:
+        timer.cancel()
+    return time.perf_counter() - began, [code == 0 for code in codes]
+
+
 def _download(port: int, name: str, options: dict, count: int, out: Path) -> tuple[float, list[Path]]:
     opts = [a for k, v in options.items() for a in ("--option", f"{k} {v}")]
     targets = [out / f"{name}.{i}" for i in range(count)]
-    seconds, ok = run_all([["atftp", *opts, "-g", "-r", name, "-l", str(t), "127.0.0.1", str(port)]
+    seconds, ok = _run_all([["atftp", *opts, "-g", "-r", name, "-l", str(t), "127.0.0.1", str(port)]
                            for t in targets], CLIENT_TIMEOUT)
     return seconds, [t for t, good in zip(targets, ok, strict=True) if good]
 
 
-def _measure(port: int, files: dict, out: Path) -> dict[str, tuple[float, int]]:
-    """Per scenario: (median MB/s, failed downloads over all runs)."""
-    results = {}
-    for label, (name, options, count) in SCENARIOS.items():
-        rates, failed = [], 0
-        for _ in range(RUNS):
-            seconds, ok = _download(port, name, options, count, out)
-            good = [t for t in ok if hashlib.sha256(t.read_bytes()).hexdigest() == files[name][1]]
-            failed += count - len(good)
-            rates.append(len(good) * files[name][0] / seconds / 1e6)
-            for target in out.iterdir():
-                target.unlink()
-        results[label] = (statistics.median(rates), failed)
-    return results
+def _once(port: int, scenario: str, files: dict, out: Path) -> tuple[float, int]:
+    """One run of `scenario`: (MB/s of the good downloads, failed downloads)."""
+    name, options, count = SCENARIOS[scenario]
+    seconds, ok = _download(port, name, options, count, out)
+    good = [t for t in ok if hashlib.sha256(t.read_bytes()).hexdigest() == files[name][1]]
+    for target in out.iterdir():
+        target.unlink()
+    return len(good) * files[name][0] / seconds / 1e6, count - len(good)
+
+
+def _measure(ports: dict[str, int], files: dict, out: Path) -> dict:
+    """Per server and scenario: ([MB/s of each run], failed downloads over all runs)."""
+    rows = {server: {label: ([], 0) for label in SCENARIOS} for server in ports}
+    for _ in range(RUNS):
+        for label in SCENARIOS:
+            for server, port in ports.items():
+                rate, failed = _once(port, label, files, out)
+                rates, failures = rows[server][label]
+                rows[server][label] = (rates + [rate], failures + failed)
+    return rows
 
 
 def main() -> int:
@@ -128,22 +157,27 @@ def main() -> int:
             files[name] = (size, hashlib.sha256(data).hexdigest())
         for path in (tmp, root, *root.iterdir()):  # tftpd-hpa and atftpd run as nobody
             path.chmod(0o755)
-        rows = {}
-        for server, (cmd, port) in _servers(root, tmp).items():
-            with _running(cmd):
-                rows[server] = _measure(port, files, out)
+        servers = _servers(root, tmp)
+        with contextlib.ExitStack() as running:
+            for cmd, _ in servers.values():
+                running.enter_context(_running(cmd))
+            rows = _measure({name: port for name, (_, port) in servers.items()}, files, out)
     _print(rows)
     return 0 if all(f == 0 for row in rows.values() for _, f in row.values()) else 1
+
 
 
 def _print(rows: dict) -> None:
     print(f"{'scenario':44}" + "".join(f"{s:>12}" for s in rows)
           + f"{'vs tftpd-hpa':>14}{'vs atftpd':>11}   (MB/s, median of {RUNS}; failed downloads)")
     for label in SCENARIOS:
-        line = f"{label:44}" + "".join(f"{rows[s][label][0]:12.1f}" for s in rows)
-        ours = rows["pylabs"][label][0]
+        median = {s: statistics.median(rows[s][label][0]) for s in rows}
+        line = f"{label:44}" + "".join(f"{median[s]:12.1f}" for s in rows)
         for peer in ("tftpd-hpa", "atftpd"):
-            peer_rate = rows[peer][label][0]
-            line += f"{ours / peer_rate:>13.2f}x" if peer_rate else f"{'-':>14}"
+            line += f"{median['pylabs'] / median[peer]:>13.2f}x" if median[peer] else f"{'-':>14}"
         fails = ", ".join(f"{s} {rows[s][label][1]}" for s in rows)
         print(line + f"   failed: {fails}")
+    print("each run (MB/s):")
+    for label in SCENARIOS:
+        print(f"  {label}: " + "; ".join(
+            f"{s} " + " ".join(f"{r:.1f}" for r in rows[s][label][0]) for s in rows))

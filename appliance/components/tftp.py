@@ -9,6 +9,10 @@ For pxelinux (`[dhcp] bios_boot_file = "pxelinux.0"`) it renders `pxelinux.cfg/0
 from the inventory (appliance.boot.pxelinux_config: enroll, or boot the local disk) and
 serves the enrollment image's kernel and initrd from `[http].root/enroll/` as
 `enroll/vmlinuz` and `enroll/initrd.img`.
+
+Requests, path checks and rendering happen in the appliance process (renderers read the
+inventory here); the blocks move in `[tftp].workers` worker processes that the server
+starts in `start()` and stops in `stop()` (netservices.tftp.pool).
 """
 
 import logging

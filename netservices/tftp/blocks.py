@@ -1,10 +1,12 @@
-"""The blocks of one transfer, cut from bytes, a regular file or a stream.
+"""The blocks of one transfer, and the content made ready for a worker process.
 
-`blocks(content, mode, blksize)` picks the cheapest reader: slices of a memoryview for
-bytes, `os.pread` of large chunks for a regular file (no per-block system call, safe to
-re-read for retransmissions), sequential reads for any other stream (the blocks not yet
-acknowledged are kept for retransmission). Netascii (RFC 1350, RFC 764 line ends) is
-converted in memory, up to `NETASCII_LIMIT` bytes.
+`to_file(content)` turns what a `Files` returned into a regular file a worker reads with
+`os.pread`: a regular file as it is, bytes and other streams copied into a memfd.
+`FileBlocks` cuts such a file into blocks, reading large chunks (no system call per
+block, safe to re-read for retransmissions); `BytesBlocks` and `StreamBlocks` do the
+same for bytes and for a stream read in order (unacknowledged blocks kept for
+retransmission). Netascii (RFC 1350, RFC 764 line ends) is converted in memory, up to
+`NETASCII_LIMIT` bytes.
 """
 
 import io
@@ -27,8 +29,7 @@ class BytesBlocks:
         start = (n - 1) * self.blksize
         return self.view[start:start + self.blksize]
 
-    def release(self, upto: int) -> None:
-        pass
+    release = None  # nothing to let go of: every block can be cut again
 
     def close(self) -> None:
         self.view.release()
@@ -60,8 +61,7 @@ class FileBlocks:
         data = os.pread(self.fd, length, self.offset + start)
         self.first, self.view = n, memoryview(data)
 
-    def release(self, upto: int) -> None:
-        pass
+    release = None  # nothing to let go of: any block can be read again
 
     def close(self) -> None:
         self.stream.close()
@@ -104,27 +104,6 @@ def to_netascii(data: bytes) -> bytes:
     return data.replace(b"\r", b"\r\0").replace(b"\n", b"\r\n")
 
 
-def size_of(content) -> int | None:
-    """The byte count that will be sent, when it can be known before sending (tsize)."""
-    if isinstance(content, bytes | bytearray | memoryview):
-        return len(content)
-    try:
-        info = os.fstat(content.fileno())
-        if stat.S_ISREG(info.st_mode):
-            return max(0, info.st_size - content.tell())
-    except (OSError, io.UnsupportedOperation, AttributeError):
-        pass
-    try:
-        if content.seekable():
-            here = content.tell()
-            end = content.seek(0, io.SEEK_END)
-            content.seek(here)
-            return end - here
-    except (OSError, AttributeError):
-        pass
-    return None
-
-
 def prepare(content, mode: str):
     """Content ready to cut: netascii converted to bytes, anything else unchanged."""
     if mode != "netascii":
@@ -138,13 +117,46 @@ def prepare(content, mode: str):
     return to_netascii(bytes(content))
 
 
-def blocks(content, blksize: int, size: int | None):
-    """The block reader for `content` (see the module docstring)."""
-    if isinstance(content, bytes | bytearray | memoryview):
-        return BytesBlocks(bytes(content), blksize)
+STREAM_LIMIT = 256 * 1024 * 1024  # bytes of a stream (not a regular file) copied to memory
+
+
+def to_file(content):
+    """(file, offset, size): a regular file a worker process can read with pread.
+
+    A regular file is passed as it is (from its current position); bytes and any other
+    stream are copied into an anonymous memory file (memfd), up to STREAM_LIMIT bytes.
+    """
+    if not isinstance(content, bytes | bytearray | memoryview):
+        try:
+            info = os.fstat(content.fileno())
+            if stat.S_ISREG(info.st_mode):
+                offset = content.tell()
+                return content, offset, max(0, info.st_size - offset)
+        except (OSError, io.UnsupportedOperation, AttributeError):
+            pass
+    fd = os.memfd_create("tftp", os.MFD_CLOEXEC)
+    memory = os.fdopen(fd, "r+b", buffering=0)
     try:
-        if size is not None and stat.S_ISREG(os.fstat(content.fileno()).st_mode):
-            return FileBlocks(content, blksize, content.tell(), size)
-    except (OSError, io.UnsupportedOperation, AttributeError):
-        pass
-    return StreamBlocks(content, blksize, size)
+        size = _copy(content, memory)
+    except BaseException:
+        memory.close()
+        raise
+    return memory, 0, size
+
+
+def _copy(content, memory) -> int:
+    size = 0
+    for chunk in [content] if isinstance(content, bytes | bytearray | memoryview) else _chunks(content):
+        size += len(chunk)
+        if size > STREAM_LIMIT:
+            raise TooLarge(f"more than {STREAM_LIMIT} bytes in a stream")
+        view = memoryview(chunk)
+        while view:  # a raw file's write may be partial
+            view = view[memory.write(view):]
+    return size
+
+
+def _chunks(stream):
+    with stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk

@@ -36,3 +36,11 @@ class TftpConfig:
     max_transfers: Annotated[StrictInt, Field(ge=1, le=100000)] = 500
     """Transfers served at once; further requests go unanswered (clients send them again)
     until one ends: a PXE ROM gives up its boot on an error, not on silence."""
+    workers: Annotated[StrictInt, Field(ge=0, le=64)] = 0
+    """Worker processes that run the transfers (0: one per CPU core, at most 8). Requests,
+    paths and rendered files stay in the appliance process; blocks move in the workers."""
+    busy_poll: Annotated[StrictInt, Field(ge=0, le=1000)] = 30
+    """Microseconds a worker with transfers running polls for the next packet before it
+    sleeps (0: never): a fast client's next ACK is then seen without a wake-up. A poll
+    that finds nothing makes the worker skip the next 1, 3, 7, … polls (up to 1023), so
+    that slow clients (a PXE ROM on a real link) cost no spinning."""

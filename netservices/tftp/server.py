@@ -1,22 +1,29 @@
-"""The asyncio shell of the TFTP server: the sockets, the timers and the counters.
+"""The asyncio side of the TFTP server: the request port, the files, the workers, the counters.
 
-One UDP socket per listen address receives requests; each transfer gets its own
-ephemeral UDP socket (its transfer ID, RFC 1350 section 4), read by a loop reader
-callback — every transfer lives on the one event loop, no thread per client. Files are
-opened (and rendered) in the loop's default executor so that a slow renderer stalls no
-transfer. One timer task checks every transfer's retransmission deadline each `TICK`.
+One UDP socket per listen address receives requests, in the event loop of the
+appliance: they are parsed, their paths checked, and their files opened (or rendered)
+in the loop's default executor so that a slow renderer stalls nothing. Each accepted
+transfer then runs in one of a fixed pool of worker processes (pool.py, worker.py,
+engine.py) — no thread per client, and every CPU core moves blocks. Its transfer ID
+(RFC 1350 section 4) is made here: a socket connected to the client plus an
+unconnected one on the same port for strangers; the worker gets both, the file (a
+regular file, or a memfd holding rendered bytes) and the negotiated options. The
+server keeps the connected socket until the worker reports the end, so that when a
+worker dies its clients get an ERROR at once instead of waiting out their timeouts.
 
 Garbage is counted, logged at debug level with the peer and dropped, never answered.
-Packets reaching a transfer's socket from another host or port get ERROR 5 and leave
-the transfer alone. Any other exception while handling a packet is a bug: it is logged
-with its traceback, that packet (or that transfer) is dropped and the server goes on.
+Any other exception while handling a request is a bug: it is logged with its
+traceback, that request is dropped and the server goes on.
 """
 
 import asyncio
+import itertools
 import logging
+import os
 import socket
 import time
 from collections import Counter
+from dataclasses import asdict
 
 from prometheus_client import Counter as Metric
 from prometheus_client import Gauge
@@ -25,18 +32,17 @@ from netservices.sockets import listen
 from netservices.tftp import blocks, wire
 from netservices.tftp.config import TftpConfig
 from netservices.tftp.files import Files, Refused, clean_path
-from netservices.tftp.session import Limits, Transfer, negotiate
+from netservices.tftp.pool import Pool
+from netservices.tftp.session import Limits, negotiate
 
 log = logging.getLogger("netservices.tftp")
 
-TICK = 0.02  # seconds between two checks of the retransmission deadlines
 BURST = 64  # datagrams read from one socket per wake-up, so that no socket starves the rest
 MODES = ("octet", "netascii")
-# A client sends ACKs (4 bytes) and maybe an ERROR on a transfer socket; a small buffer
-# saves allocating 64 KiB per datagram (a longer ERROR is cut, and then ignored).
-TRANSFER_RECV = 2048
+MAX_WORKERS = 8  # workers = 0: one per CPU core, at most this many
 
 REQUESTS = Metric("tftp_requests", "Read/write requests by outcome", ["result"])
+WORKERS = Metric("tftp_worker_deaths", "Worker processes that died while serving")
 TRANSFERS = Metric("tftp_transfers", "Transfers ended, by outcome", ["result"])
 PACKETS = Metric("tftp_packets", "Notable packets: malformed, stray, wrong TID, retransmitted, "
                  "duplicate ACKs", ["kind"])
@@ -53,14 +59,18 @@ def limits(cfg: TftpConfig) -> Limits:
     return Limits(cfg.max_blksize, cfg.max_windowsize, cfg.timeout, cfg.max_timeout, cfg.retries)
 
 
+def worker_count(cfg: TftpConfig) -> int:
+    return cfg.workers or min(os.cpu_count() or 1, MAX_WORKERS)
+
+
 class _Session:
-    """A transfer with its socket and its peer (the client's transfer ID)."""
+    """A transfer handed to a worker: its connected socket, its client, its request."""
 
-    __slots__ = ("transfer", "sock", "peer", "key", "path", "began")
+    __slots__ = ("id", "sock", "peer", "key", "path", "began", "worker")
 
-    def __init__(self, transfer: Transfer, sock: socket.socket, peer, key, path: str, now: float):
-        self.transfer, self.sock, self.peer, self.key = transfer, sock, peer, key
-        self.path, self.began = path, now
+    def __init__(self, ident: int, sock: socket.socket, peer, key, path: str, now: float, worker):
+        self.id, self.sock, self.peer, self.key = ident, sock, peer, key
+        self.path, self.began, self.worker = path, now, worker
 
 
 class TftpServer:
@@ -73,9 +83,11 @@ class TftpServer:
         self.port = cfg.port if port is None else port
         self.limits = limits(cfg)
         self.stats: Counter[str] = Counter()
+        self.pool: Pool | None = None
         self._listeners: list[tuple[socket.socket, str]] = []
-        self._sessions: dict[int, _Session] = {}
+        self._sessions: dict[int, _Session] = {}  # by job id
         self._keys: set = set()  # (peer, request bytes) of requests being served
+        self._ids = itertools.count(1)
         self._stopped: asyncio.Event | None = None
         self._serving = False
 
@@ -85,38 +97,50 @@ class TftpServer:
         return [sock.getsockname() for sock, _ in self._listeners]
 
     async def start(self) -> None:
+        """Bind the listen addresses and start the workers (both failures are fatal)."""
+        self._stopped = asyncio.Event()
         for host in self.cfg.listen:
             sock = listen("udp", str(host), self.port)
             self._listeners.append((sock, str(host)))
-        self._stopped = asyncio.Event()
+        settings = {"limits": asdict(self.limits), "busy_poll": self.cfg.busy_poll / 1e6}
+        self.pool = Pool(worker_count(self.cfg), settings, self._on_message, self._on_crash)
+        try:
+            await self.pool.start()
+        except BaseException:
+            await self._shutdown()
+            raise
 
     async def serve(self) -> None:
+        """Answer requests until `stop()`; raises when the workers cannot be kept running."""
         loop = asyncio.get_running_loop()
         self._serving = True
         for sock, host in self._listeners:
             loop.add_reader(sock.fileno(), self._on_request, sock, host)
+        stopped = asyncio.ensure_future(self._stopped.wait())
         try:
-            while not self._stopped.is_set():
-                self._check_deadlines(self.clock())
-                try:
-                    await asyncio.wait_for(self._stopped.wait(), TICK)
-                except TimeoutError:
-                    pass
+            await asyncio.wait([stopped, self.pool.failed], return_when=asyncio.FIRST_COMPLETED)
+            if self.pool.failed.done() and not self._stopped.is_set():
+                self.pool.failed.result()  # raises: the supervisor restarts the component
         finally:
+            stopped.cancel()
             for sock, _ in self._listeners:
                 loop.remove_reader(sock.fileno())
-            self._close_all()
+            await self._shutdown()
             self._serving = False
 
     async def stop(self) -> None:
         if self._stopped is not None:
             self._stopped.set()  # serve() closes everything on its way out
         if not self._serving:
-            self._close_all()
+            await self._shutdown()
 
-    def _close_all(self) -> None:
+    async def _shutdown(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop()
+            if self.pool.failed is not None and self.pool.failed.done():
+                self.pool.failed.exception()  # retrieved: no "never retrieved" warning
         for session in list(self._sessions.values()):
-            self._finish(session, "stopped")
+            self._finish(session, "stopped", {})
         for sock, _ in self._listeners:
             sock.close()
         self._listeners = []
@@ -154,11 +178,7 @@ class TftpServer:
             self._count("duplicate_request")  # the transfer already started retransmits itself
             return
         if len(self._sessions) >= self.cfg.max_transfers:
-            # Unanswered, not refused: a PXE ROM aborts its boot on an ERROR, but sends a
-            # request left without answer again, and gets a slot once one is free.
-            REQUESTS.labels("busy").inc()
-            self.stats["request_busy"] += 1
-            return
+            return self._busy()
         try:
             path = clean_path(packet.filename)
         except Refused as exc:
@@ -168,39 +188,45 @@ class TftpServer:
         task = asyncio.get_running_loop().create_task(self._open(sock, host, packet, path, peer, key))
         task.add_done_callback(_report_crash)
 
+    def _busy(self) -> None:
+        # Unanswered, not refused: a PXE ROM aborts its boot on an ERROR, but sends a
+        # request left without answer again, and gets a slot once one is free.
+        REQUESTS.labels("busy").inc()
+        self.stats["request_busy"] += 1
+
     async def _open(self, sock, host: str, packet: wire.Request, path: str, peer, key) -> None:
         loop = asyncio.get_running_loop()
         try:
-            content, size = await loop.run_in_executor(None, self._load, path, peer, packet.mode)
+            content = await loop.run_in_executor(None, self._load, path, peer, packet.mode)
         except Refused as exc:
             _log(logging.INFO, "tftp.refused", peer=peer, path=path, reason=exc)
-            content, size = exc, None
+            content = exc
         except Exception:
             log.error("tftp.open_failed", exc_info=True, extra={"fields": {"peer": peer, "path": path}})
-            content, size = RuntimeError(), None
+            content = RuntimeError()
         try:
             if self._stopped is None or self._stopped.is_set():
                 raise asyncio.CancelledError  # stopped while the file was being opened
-            self._begin(sock, host, packet, path, peer, key, content, size)
+            self._begin(sock, host, packet, path, peer, key, content)
         except BaseException:
             self._keys.discard(key)
-            if hasattr(content, "close"):
-                content.close()
+            if isinstance(content, tuple):
+                content[0].close()
             raise
 
     def _load(self, path: str, peer, mode: str):
-        """In the executor: open or render the file, convert netascii, measure it."""
+        """In the executor: open or render the file, convert netascii, make it a file a
+        worker can read: (file, offset, size), or None when there is no such file."""
         content = self.files.open(path, peer)
         if content is None:
-            return None, None
+            return None
         try:
-            content = blocks.prepare(content, mode)
+            return blocks.to_file(blocks.prepare(content, mode))
         except blocks.TooLarge as exc:
             raise Refused(str(exc)) from None
-        return content, blocks.size_of(content)
 
-    def _begin(self, sock, host, packet, path, peer, key, content, size) -> None:
-        if content is None or isinstance(content, Exception):
+    def _begin(self, sock, host, packet, path, peer, key, content) -> None:
+        if not isinstance(content, tuple):
             self._keys.discard(key)
             code, text, result = {
                 type(None): (wire.NOT_FOUND, "File not found", "not_found"),
@@ -209,28 +235,27 @@ class TftpServer:
             if result == "not_found":
                 _log(logging.INFO, "tftp.not_found", peer=peer, path=path)
             return self._refuse(sock, peer, result, code, text)
+        file, offset, size = content
         options = negotiate(packet.options, size, self.limits)
-        now = self.clock()
-        transfer = Transfer(blocks.blocks(content, options.blksize, size), options, self.limits, now)
-        tsock = self._transfer_socket(host)
-        session = _Session(transfer, tsock, peer, key, path, now)
-        self._sessions[tsock.fileno()] = session
+        tsock, stray = _transfer_sockets(host, peer)
+        ident = next(self._ids)
+        job = {"id": ident, "blksize": options.blksize, "windowsize": options.windowsize,
+               "timeout": options.timeout, "oack": options.oack, "size": size, "offset": offset}
+        worker = None
+        try:
+            worker = self.pool.submit(job, [file.fileno(), tsock.fileno(), stray.fileno()])
+        finally:
+            file.close()  # the worker has its own descriptors now
+            stray.close()
+            if worker is None:
+                tsock.close()
+        if worker is None:
+            self._keys.discard(key)
+            return self._busy()
+        self._sessions[ident] = _Session(ident, tsock, peer, key, path, self.clock(), worker)
         ACTIVE.inc()
         REQUESTS.labels("served").inc()
-        _log(logging.DEBUG, "tftp.transfer", peer=peer, path=path, **options.oack)
-        asyncio.get_running_loop().add_reader(tsock.fileno(), self._on_transfer, session)
-        self._send(session, transfer.start(now))
-
-    def _transfer_socket(self, host: str) -> socket.socket:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        tsock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            tsock.bind((host, 0))
-            tsock.setblocking(False)
-        except OSError:
-            tsock.close()
-            raise
-        return tsock
+        _log(logging.DEBUG, "tftp.transfer", peer=peer, path=path, worker=worker.index, **options.oack)
 
     def _refuse(self, sock, peer, result: str, code: int, text: str) -> None:
         REQUESTS.labels(result).inc()
@@ -240,118 +265,95 @@ class TftpServer:
         except OSError:
             pass
 
-    # Transfers, on their own sockets.
+    # What the workers report.
 
-    def _on_transfer(self, session: _Session) -> None:
-        sock, peer, transfer = session.sock, session.peer, session.transfer
-        now = self.clock()
-        try:
-            for _ in range(BURST):
-                try:
-                    data, source = sock.recvfrom(TRANSFER_RECV)
-                except (BlockingIOError, InterruptedError):
-                    break
-                if source != peer:
-                    self._wrong_tid(sock, data, source)
-                    continue
-                block = wire.parse_ack(data)
-                if block is not None:
-                    self._send(session, transfer.on_ack(block, now))
-                else:
-                    self._other(session, data)
-                if transfer.done:
-                    break
-        except Exception:
-            log.error("tftp.transfer_failed", exc_info=True, extra={"fields": {"peer": peer}})
-            transfer.on_error()
-        if transfer.done:
-            self._finish(session, "failed" if transfer.failed else "done")
+    def _on_message(self, worker, kind: str, args: list) -> None:
+        if kind == "end":
+            ident, fields = args
+            worker.jobs.discard(ident)
+            session = self._sessions.get(ident)
+            if fields.get("bug"):
+                log.error("tftp.transfer_failed", extra={"fields": {
+                    "peer": session and session.peer, "traceback": fields["bug"]}})
+            if session is not None:
+                self._finish(session, fields["result"], fields)
+        elif kind == "count":
+            counts, notes = args
+            for name, number in counts.items():
+                self._count(name, number)
+            for event, ident, peer, detail in notes:
+                session = self._sessions.get(ident)
+                _log(logging.DEBUG, f"tftp.{event}", detail=detail,
+                     peer=tuple(peer) if peer else session and session.peer)
 
-    def _other(self, session: _Session, data: bytes) -> None:
-        try:
-            packet = wire.parse(data)
-        except wire.Malformed as exc:
-            return self._count_malformed(session.peer, exc)
-        if isinstance(packet, wire.Error):
-            _log(logging.INFO, "tftp.client_error", peer=session.peer, path=session.path,
-                 code=packet.code, message=packet.message)
-            session.transfer.on_error()
-        else:
-            self._count("stray")
-
-    def _wrong_tid(self, sock: socket.socket, data: bytes, source) -> None:
-        """RFC 1350 section 4: answer ERROR 5 to the stranger, leave the transfer alone."""
-        try:
-            packet = wire.parse(data)
-        except wire.Malformed as exc:
-            return self._count_malformed(source, exc)
-        self._count("wrong_tid")
-        if not isinstance(packet, wire.Error):  # never answer an ERROR
-            try:
-                sock.sendto(wire.error(wire.UNKNOWN_TID, "Unknown transfer ID"), source)
-            except OSError:
-                pass
-
-    def _send(self, session: _Session, packets: list[bytes]) -> None:
-        sendto, peer = session.sock.sendto, session.peer
-        for packet in packets:
-            try:
-                sendto(packet, peer)
-            except (BlockingIOError, InterruptedError):
-                break  # the socket buffer is full: the retransmission timer resends
-            except OSError as exc:
-                _log(logging.DEBUG, "tftp.send_failed", peer=peer, error=exc.strerror)
-                break
-
-    def _check_deadlines(self, now: float) -> None:
-        for session in list(self._sessions.values()):
-            transfer = session.transfer
-            if now < transfer.deadline:
+    def _on_crash(self, worker) -> None:
+        """A worker died: its clients get an ERROR from their transfer ID, now."""
+        WORKERS.inc()
+        for ident in list(worker.jobs):
+            session = self._sessions.get(ident)
+            if session is None:
                 continue
             try:
-                self._send(session, transfer.on_timeout(now))
-            except Exception:
-                log.error("tftp.transfer_failed", exc_info=True, extra={"fields": {"peer": session.peer}})
-                transfer.on_error()
-            if transfer.done:
-                self._finish(session, "timeout" if transfer.failed else "done")
+                session.sock.send(wire.error(wire.NOT_DEFINED, "Transfer aborted"))
+            except OSError:
+                pass
+            self._finish(session, "crashed", {})
 
-    def _finish(self, session: _Session, result: str) -> None:
-        fd = session.sock.fileno()
-        if self._sessions.pop(fd, None) is None:
+    def _finish(self, session: _Session, result: str, fields: dict) -> None:
+        if self._sessions.pop(session.id, None) is None:
             return
-        try:
-            asyncio.get_running_loop().remove_reader(fd)
-        except RuntimeError:
-            pass
         session.sock.close()
         self._keys.discard(session.key)
-        transfer = session.transfer
-        try:
-            transfer.blocks.close()
-        except Exception:
-            log.error("tftp.close_failed", exc_info=True, extra={"fields": {"path": session.path}})
-        if transfer.failed and result == "done":
-            result = "aborted"
+        session.worker.jobs.discard(session.id)
+        sent, retransmits = fields.get("bytes", 0), fields.get("retransmits", 0)
+        duplicates = fields.get("duplicates", 0)
         ACTIVE.dec()
         TRANSFERS.labels(result).inc()
-        BYTES.inc(transfer.bytes_sent)
-        PACKETS.labels("retransmitted").inc(transfer.retransmits)
-        PACKETS.labels("duplicate_ack").inc(transfer.duplicates)
+        BYTES.inc(sent)
+        PACKETS.labels("retransmitted").inc(retransmits)
+        PACKETS.labels("duplicate_ack").inc(duplicates)
         self.stats[f"transfer_{result}"] += 1
-        self.stats["retransmitted"] += transfer.retransmits
-        self.stats["duplicate_ack"] += transfer.duplicates
+        self.stats["retransmitted"] += retransmits
+        self.stats["duplicate_ack"] += duplicates
+        if "client_error" in fields:
+            code, message = fields["client_error"]
+            _log(logging.INFO, "tftp.client_error", peer=session.peer, path=session.path,
+                 code=code, message=message)
         _log(logging.INFO, "tftp.sent" if result == "done" else "tftp.ended", peer=session.peer,
-             path=session.path, result=result, bytes=transfer.bytes_sent,
-             seconds=round(self.clock() - session.began, 3), retransmits=transfer.retransmits)
+             path=session.path, result=result, bytes=sent, retransmits=retransmits,
+             seconds=round(self.clock() - session.began, 3), detail=fields.get("detail"))
 
-    def _count(self, kind: str) -> None:
-        self.stats[kind] += 1
-        PACKETS.labels(kind).inc()
+    def _count(self, kind: str, number: int = 1) -> None:
+        self.stats[kind] += number
+        PACKETS.labels(kind).inc(number)
 
     def _count_malformed(self, peer, exc: Exception) -> None:
         self._count("malformed")
         _log(logging.DEBUG, "tftp.malformed", peer=peer, error=exc)
+
+
+def _transfer_sockets(host: str, peer) -> tuple[socket.socket, socket.socket]:
+    """A new transfer ID on `host`: a socket connected to `peer` and a stray one, same port.
+
+    The stray socket is bound first without SO_REUSEADDR, so the kernel picks a port no
+    other socket holds; the flag is set afterwards to let the connected one share it.
+    The kernel hands `peer`'s datagrams to the connected socket (the better match) and
+    everyone else's to the stray one.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    stray = socket.socket(family, socket.SOCK_DGRAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        stray.bind((host, 0))
+        stray.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(stray.getsockname())
+        sock.connect(peer)
+    except OSError:
+        stray.close()
+        sock.close()
+        raise
+    return sock, stray
 
 
 def _report_crash(task: asyncio.Task) -> None:

@@ -21,7 +21,7 @@ from netservices.tftp import wire
 
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348
 DEFAULT_BLKSIZE = 512
-_DATA_HEADER = wire.HEADER
+_DATA_HEADER, _DATA = wire.HEADER, wire.DATA
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def negotiate(requested: dict[str, str], size: int | None, limits: Limits) -> Op
 
 
 class Transfer:
-    """One read transfer; see the module docstring. `blocks` has `block(n)`, `release(n)`."""
+    """One read transfer; see the module docstring. `blocks` has `block(n)` and
+    `release(n)`, or `release = None` when acknowledged blocks need no letting go."""
 
     def __init__(self, blocks, options: Options, limits: Limits, now: float):
         self.blocks, self.options, self.limits = blocks, options, limits
@@ -92,8 +93,10 @@ class Transfer:
         self.acked = 0  # every block up to here is acknowledged (0: the OACK, if any)
         self.sent = 0  # the highest block sent so far
         self.waiting_oack = bool(options.oack)
-        self.rto = options.timeout
+        self.rto = self._timeout = options.timeout
         self.deadline = now + self.rto
+        # Readers whose blocks need no releasing (files, bytes) say so with release = None.
+        self._release = getattr(blocks, "release", None)
         self.tries = 0
         self.done = self.failed = False
         self.bytes_sent = self.retransmits = self.duplicates = 0
@@ -112,16 +115,20 @@ class Transfer:
             self.waiting_oack = False
             self._arm(now)
             return self._window()
-        ahead = (block - self.acked) & 0xFFFF
-        if ahead == 0 or ahead > self.sent - self.acked:
+        acked = self.acked
+        ahead = (block - acked) & 0xFFFF
+        if ahead == 0 or ahead > self.sent - acked:
             self.duplicates += 1  # a duplicate, a stale one, or one for a block never sent
             return []
-        self.acked += ahead
-        self.blocks.release(self.acked)
-        if self.acked == self.last:
+        self.acked = acked = acked + ahead
+        if self._release is not None:
+            self._release(acked)
+        if acked == self.last:
             self.done = True
             return []
-        self._arm(now)
+        self.tries = 0  # _arm, inline: this is the path of every block
+        self.rto = self._timeout
+        self.deadline = now + self._timeout
         return self._window()
 
     def on_timeout(self, now: float) -> list[bytes]:
@@ -144,12 +151,23 @@ class Transfer:
 
     def _arm(self, now: float) -> None:
         self.tries = 0
-        self.rto = self.options.timeout
+        self.rto = self._timeout
         self.deadline = now + self.rto
+
+    def _one(self, n: int) -> list[bytes]:
+        payload = self.blocks.block(n)
+        if len(payload) < self.blksize:
+            self.last = n
+        if n > self.sent:
+            self.sent = n
+        self.bytes_sent += len(payload)
+        return [_DATA_HEADER.pack(_DATA, n & 0xFFFF) + payload]
 
     def _window(self) -> list[bytes]:
         """DATA for blocks acked+1 … acked+windowsize (fewer at the end of the file)."""
         first = self.acked + 1
+        if self.windowsize == 1 and (self.last is None or first < self.last):
+            return self._one(first)  # lock-step, not at the end: the common case
         end = first + self.windowsize
         if self.last is not None and end > self.last + 1:
             end = self.last + 1
@@ -157,12 +175,12 @@ class Transfer:
         packets, sent_bytes = [], 0
         for n in range(first, end):
             payload = block(n)
-            packets.append(pack(wire.DATA, n & 0xFFFF) + payload)
+            packets.append(pack(_DATA, n & 0xFFFF) + payload)
             sent_bytes += len(payload)
             if len(payload) < blksize:
                 self.last = n
                 break
-        if packets and first + len(packets) - 1 > self.sent:
+        if first + len(packets) - 1 > self.sent:
             self.sent = first + len(packets) - 1
         self.bytes_sent += sent_bytes
         return packets

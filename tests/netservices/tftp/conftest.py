@@ -5,6 +5,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,17 @@ def tree(tmp_path_factory) -> Path:
     os.symlink("../root-sibling", root / "link-sibling")
     os.mkfifo(root / "fifo")
     return root
+
+
+def eventually(check, timeout: float = 2.0) -> bool:
+    """Whether `check()` turns true within `timeout` seconds: the workers report the end
+    of a transfer and their counters a moment after the client has seen the last packet."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 class Running:

@@ -1,5 +1,6 @@
 """`appliance run --only tftp`: the root, the Debian boot loaders, a clean start and stop."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.lab.netns import alive
 from tests.fixtures.tools import require_tool
 from tests.netservices.tftp.conftest import sha
 
@@ -45,8 +47,16 @@ def appliance(tree, tmp_path):
     proc.wait(timeout=10)
 
 
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
 def test_serves_root_and_debian_loaders(appliance, tree, tmp_path):
+    """…from its worker processes, one per core by default, gone once it stopped."""
     port, proc = appliance
+    workers = children(proc.pid)
+    assert len(workers) == min(os.cpu_count(), 8)
     for name, source in {**LOADERS, "m1": str(tree / "m1")}.items():
         out = tmp_path / name
         subprocess.run([require_tool("atftp"), "--option", "blksize 1468", "-g", "-r", name,
@@ -55,6 +65,7 @@ def test_serves_root_and_debian_loaders(appliance, tree, tmp_path):
         assert sha(out.read_bytes()) == sha(Path(source).read_bytes()), name
     proc.terminate()
     assert proc.wait(timeout=10) == 0
+    assert not any(alive(pid) for pid in workers)
 
 
 def test_port_in_use_stops_start_up(tree, tmp_path):

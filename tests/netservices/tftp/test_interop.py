@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from tests.fixtures.tools import require_tool
-from tests.netservices.tftp.conftest import sha
+from tests.netservices.tftp.conftest import eventually, sha
 from tests.netservices.tftp.lossy import LossyProxy
 
 FILES = ["empty", "one", "b512", "b1468", "b2936", "m1", "m3"]
@@ -101,6 +101,9 @@ def test_lossy_link_completes_intact(serve, tree, tmp_path, client, name, blksiz
     with LossyProxy(server.port, drop_to_client=to_client, drop_to_server=to_server) as proxy:
         assert sha(fetch(client(proxy.port, out), out, timeout=60)) == sha((tree / name).read_bytes())
     assert proxy.dropped["to_client"] >= 2 and proxy.dropped["to_server"] >= 2
+    # Its counters arrive with its end (after retries, when the last ACK was the one lost).
+    assert eventually(lambda: sum(n for k, n in server.stats.items() if k.startswith("transfer_")),
+                      timeout=10)
     # No Sorcerer's Apprentice: what is sent stays in proportion to the blocks and losses.
     losses = sum(proxy.dropped.values())
     blocks = len((tree / name).read_bytes()) // blksize + 1

@@ -8,7 +8,7 @@ import pytest
 
 from netservices.tftp import wire
 from netservices.tftp.files import Chain, Directory, Rendered
-from tests.netservices.tftp.conftest import SIZES, oack_options, sha
+from tests.netservices.tftp.conftest import SIZES, eventually, oack_options, sha
 
 TRAVERSAL = {
     "dot-dot": "../secret",
@@ -141,7 +141,7 @@ def test_wrong_tid_gets_error_5_and_transfer_goes_on(serve, client, tree):
         content += data[4:]
         c.send(wire.ack(wire.HEADER.unpack_from(data)[1]))
     assert content == (tree / "b2936").read_bytes()
-    assert server.stats["wrong_tid"] == 1
+    assert eventually(lambda: server.stats["wrong_tid"] == 1)
 
 
 def test_duplicate_acks_get_no_duplicate_data(serve, client):
@@ -171,7 +171,7 @@ def test_retransmits_with_backoff_then_gives_up(serve, client):
     assert c.silent(1.2)  # given up after 3 retransmissions
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert 0.15 < gaps[0] < 0.35 and 0.3 < gaps[1] < 0.55 and 0.3 < gaps[2] < 0.55
-    assert server.stats["transfer_timeout"] == 1
+    assert eventually(lambda: server.stats["transfer_timeout"] == 1)
 
 
 def test_duplicate_request_starts_one_transfer(serve, client):
@@ -191,10 +191,10 @@ def test_client_error_ends_the_transfer(serve, client):
     c.recv()
     c.send(wire.error(8, "no thanks"))
     assert c.silent(0.8)
-    assert server.stats["transfer_failed"] == 1
+    assert eventually(lambda: server.stats["transfer_failed"] == 1)
 
 
-def test_many_concurrent_transfers_on_one_thread(serve, client, tree):
+def test_many_concurrent_transfers_without_a_thread_per_client(serve, client, tree):
     server = serve()
     threads_before = threading.active_count()
     results, workers = {}, []
