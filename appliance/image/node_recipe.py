@@ -6,7 +6,6 @@ Debian again. `hash()` covers the whole recipe directory's files that go into th
 """
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,22 +47,15 @@ class NodeRecipe:
 
     def hash(self) -> str:
         """sha256 of recipe.toml, every file it copies and the builder version."""
-        digest = hashlib.sha256(f"node builder {BUILDER_VERSION}\n".encode())
-        for name in ["recipe.toml", *sorted(self.files), self.vagrant_key, self.vagrantfile]:
-            data = (self.directory / name).read_bytes()
-            digest.update(f"{name} {len(data)}\n".encode())
-            digest.update(data)
-        return digest.hexdigest()
+        names = ["recipe.toml", *sorted(self.files), self.vagrant_key, self.vagrantfile]
+        return recipes.files_hash(f"node builder {BUILDER_VERSION}", self.directory, names)
 
 
 def load(directory: str | Path | None = None) -> NodeRecipe:
     """Read `directory/recipe.toml` (default: image/node), or raise `RecipeError` naming what is wrong."""
     directory = Path(directory) if directory is not None else recipes.RECIPES / "node"
     path = directory / "recipe.toml"
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RecipeError(f"{path}: {exc}") from None
+    data = recipes.read_toml(path)
     try:
         recipe = _from_tables(directory, data)
     except KeyError as exc:

@@ -41,22 +41,14 @@ class Recipe:
 
     def hash(self) -> str:
         """sha256 of the recipe, the files it copies and the builder version."""
-        digest = hashlib.sha256(f"builder {BUILDER_VERSION}\n".encode())
-        for name in ["recipe.toml", *sorted(self.files)]:
-            data = (self.directory / name).read_bytes()
-            digest.update(f"{name} {len(data)}\n".encode())
-            digest.update(data)
-        return digest.hexdigest()
+        return files_hash(f"builder {BUILDER_VERSION}", self.directory, ["recipe.toml", *sorted(self.files)])
 
 
 def load(directory: str | Path = RECIPES / "enroll") -> Recipe:
     """Read `directory/recipe.toml`, or raise `RecipeError` naming what is wrong."""
     directory = Path(directory)
     path = directory / "recipe.toml"
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RecipeError(f"{path}: {exc}") from None
+    data = read_toml(path)
     try:
         recipe = Recipe(
             directory=directory,
@@ -74,6 +66,24 @@ def load(directory: str | Path = RECIPES / "enroll") -> Recipe:
     if missing:
         raise RecipeError(f"{path}: [files] names missing files: {', '.join(missing)}")
     return recipe
+
+
+def read_toml(path: Path) -> dict:
+    """The tables of the TOML file `path`, or RecipeError naming it and what is wrong."""
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RecipeError(f"{path}: {exc}") from None
+
+
+def files_hash(header: str, directory: Path, names: list[str]) -> str:
+    """sha256 of `header` and each named file of `directory` (name, length, bytes)."""
+    digest = hashlib.sha256(f"{header}\n".encode())
+    for name in names:
+        data = (directory / name).read_bytes()
+        digest.update(f"{name} {len(data)}\n".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _str(value) -> str:

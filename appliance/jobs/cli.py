@@ -22,8 +22,9 @@ import sys
 import time
 
 from appliance.jobs import core, submit
+from appliance.osis.commands import open_configured
 from appliance.osis.schema import as_dict, domain
-from appliance.osis.store import open_store
+from appliance.tasklets.commands import param_arg, tags_arg
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 POLL = 0.2  # seconds between two looks at a job being waited for
@@ -35,13 +36,13 @@ def add_commands(sub, config_option) -> None:
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     run = actions.add_parser("run", help="queue a job running the tasklets having all TAGS on an agent")
     run.add_argument("tags", type=_tags, metavar="TAGS", help="comma-separated tags, e.g. ping or facts")
-    run.add_argument("--param", action="append", default=[], type=_param, metavar="KEY=VALUE",
+    run.add_argument("--param", action="append", default=[], type=param_arg, metavar="KEY=VALUE",
                      help="a parameter; VALUE is read as JSON when it is JSON, else as a string (repeatable)")
     script = actions.add_parser("script", help="queue a job running a shell script on an agent")
     script.add_argument("script", help="the script, run with /bin/sh -c")
     flow = actions.add_parser("workflow", help="start a workflow run (commission) for an agent's machine")
     flow.add_argument("name", help="the workflow: commission")
-    flow.add_argument("--param", action="append", default=[], type=_param, metavar="KEY=VALUE",
+    flow.add_argument("--param", action="append", default=[], type=param_arg, metavar="KEY=VALUE",
                       help="a parameter of the workflow (repeatable)")
     for parser in (run, script, flow):
         parser.add_argument("--agent", required=True, help="its JID, its id, or its machine's host name")
@@ -68,31 +69,14 @@ def add_commands(sub, config_option) -> None:
 
 
 def _tags(text: str) -> list[str]:
-    tags = [t.strip() for t in text.split(",") if t.strip()]
+    tags = tags_arg(text)
     if not tags:
         raise argparse.ArgumentTypeError(f"{text!r} names no tag")
     return tags
 
 
-def _param(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    try:
-        return key, json.loads(value)
-    except ValueError:
-        return key, value
-
-
-def _store(args):
-    from appliance.cli import load_config  # the entry point reads the file
-
-    cfg = load_config(args)
-    return open_store(cfg.osis, cfg.node.state_dir)
-
-
 def _submit(args, make) -> int:
-    store = _store(args)
+    store = open_configured(args)
     try:
         try:
             stored = make(store)
@@ -135,7 +119,7 @@ def _wait(args, store, stored) -> int:
 
 
 def cmd_list(args) -> int:
-    store = _store(args)
+    store = open_configured(args)
     try:
         found = submit.list_jobs(store, args.state, args.agent, args.workflow, args.limit)
     finally:
@@ -150,7 +134,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    store = _store(args)
+    store = open_configured(args)
     try:
         _print(args, store.get("job", args.id))
     finally:
@@ -159,7 +143,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    store = _store(args)
+    store = open_configured(args)
     try:
         stored = submit.cancel(store, args.id)
     finally:

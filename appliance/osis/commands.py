@@ -52,7 +52,8 @@ def _condition(text: str) -> tuple[str, str, str]:
     return match.group(1), match.group(2), match.group(3)
 
 
-def _open(args):
+def open_configured(args):
+    """The object store named by the config file of `args` (-c, else the default)."""
     from appliance.cli import load_config  # the entry point reads the file
 
     cfg = load_config(args)
@@ -60,7 +61,7 @@ def _open(args):
 
 
 def cmd_get(args) -> int:
-    store = _open(args)
+    store = open_configured(args)
     try:
         found = store.get(args.type, args.id)
     finally:
@@ -71,7 +72,7 @@ def cmd_get(args) -> int:
 
 
 def cmd_list(args) -> int:
-    store = _open(args)
+    store = open_configured(args)
     try:
         if args.where or args.order_by:
             found = store.query(args.type, args.where, args.order_by, args.desc, args.limit)
@@ -91,7 +92,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_reindex(args) -> int:
-    store = _open(args)
+    store = open_configured(args)
     try:
         done = store.reindex()
     finally:

@@ -14,8 +14,9 @@ import re
 import sys
 
 from appliance.inventory import find_machine
+from appliance.osis.commands import open_configured
 from appliance.osis.schema import as_dict, domain
-from appliance.osis.store import NotFound, open_store
+from appliance.osis.store import NotFound
 from appliance.services.machines import Machines
 
 _MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
@@ -42,13 +43,6 @@ def add_commands(sub, config_option) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _open(args):
-    from appliance.cli import load_config  # the entry point reads the file
-
-    cfg = load_config(args)
-    return open_store(cfg.osis, cfg.node.state_dir)
-
-
 def _find(store, text: str):
     """The stored machine `text` names (guid, host name, MAC or IPv4), or None."""
     value = text.strip().lower()
@@ -63,7 +57,7 @@ def _find(store, text: str):
 
 
 def cmd_list(args) -> int:
-    store = _open(args)
+    store = open_configured(args)
     try:
         found = Machines(lambda: store).list(state=args.state)
     finally:
@@ -77,7 +71,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    store = _open(args)
+    store = open_configured(args)
     try:
         found = _find(store, args.machine)
     finally:
@@ -96,7 +90,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    store = _open(args)
+    store = open_configured(args)
     try:
         found = _find(store, args.machine)
         if found is None:

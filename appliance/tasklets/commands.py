@@ -19,12 +19,12 @@ def add_commands(sub, config_option) -> None:
     tasklets = sub.add_parser("tasklets", help="list the tasklets and run them by tag")
     actions = tasklets.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the tasklets loaded, and the files that could not be")
-    listing.add_argument("--tags", type=_tags, default=[], metavar="A,B",
+    listing.add_argument("--tags", type=tags_arg, default=[], metavar="A,B",
                          help="only those with all these tags")
     listing.set_defaults(func=cmd_list)
     run = actions.add_parser("run", help="run every tasklet having all TAGS, in priority order")
-    run.add_argument("tags", type=_tags, metavar="TAGS", help="comma-separated tags, e.g. facts")
-    run.add_argument("--param", action="append", default=[], type=_param, metavar="KEY=VALUE",
+    run.add_argument("tags", type=tags_arg, metavar="TAGS", help="comma-separated tags, e.g. facts")
+    run.add_argument("--param", action="append", default=[], type=param_arg, metavar="KEY=VALUE",
                      help="a parameter; VALUE is read as JSON when it is JSON, else as a string (repeatable)")
     run.add_argument("--timeout", type=_seconds, metavar="S",
                      help="seconds per tasklet (default: [tasklets].timeout)")
@@ -34,7 +34,7 @@ def add_commands(sub, config_option) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _tags(text: str) -> list[str]:
+def tags_arg(text: str) -> list[str]:
     tags = [t.strip() for t in text.split(",") if t.strip()]
     if not tags and text:
         raise argparse.ArgumentTypeError(f"{text!r} names no tag")
@@ -51,7 +51,7 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-def _param(text: str) -> tuple[str, object]:
+def param_arg(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")

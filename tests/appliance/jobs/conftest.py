@@ -112,6 +112,26 @@ async def fabric(xmpp_bulk_server, store, tasklets):
         await fab.close()
 
 
+@pytest.fixture(scope="module")
+def appliance(request, xmpp_bulk_server, tmp_path_factory):
+    """`appliance run` for the module (tests.appliance.jobs.running); its log must show no error."""
+    from .running import RunningAppliance  # it imports this module's PASSWORD
+
+    running = RunningAppliance(xmpp_bulk_server, tmp_path_factory.mktemp(request.module.__name__.split(".")[-1]))
+    yield running
+    log = running.stop()
+    assert "level=error" not in log, log
+
+
+@pytest.fixture
+async def agent(appliance, tasklets):
+    """The running appliance's one agent, online."""
+    client = appliance.agent(tasklets)
+    await connected(client)
+    yield client
+    await stopped(client)
+
+
 @contextlib.contextmanager
 def elapsed():
     """Seconds spent in the block, as a one-item list filled at its end."""

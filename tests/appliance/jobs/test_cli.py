@@ -5,26 +5,6 @@ import json
 
 import pytest
 
-from tests.fixtures.xmpp import connected, stopped
-
-from .running import RunningAppliance
-
-
-@pytest.fixture(scope="module")
-def appliance(xmpp_bulk_server, tmp_path_factory):
-    running = RunningAppliance(xmpp_bulk_server, tmp_path_factory.mktemp("jobs-cli"))
-    yield running
-    log = running.stop()
-    assert "level=error" not in log, log
-
-
-@pytest.fixture
-async def agent(appliance, tasklets):
-    client = appliance.agent(tasklets)
-    await connected(client)
-    yield client
-    await stopped(client)
-
 
 async def cli(appliance, *args):
     return await asyncio.to_thread(appliance.cli, *args)

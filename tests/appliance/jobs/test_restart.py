@@ -15,10 +15,8 @@ def _job_script(tmp_path):
     return script, runs, gate
 
 
-async def test_appliance_down_while_the_job_finishes_gets_its_result_after_restart(fabric, tmp_path):
-    """Controller and engine both go away; the agent finishes meanwhile and its answer
-    finds nobody. Back up, the engine sends the same run again: the agent answers from
-    its journal."""
+async def _running_job(fabric, tmp_path):
+    """One agent online, the engine up, and a script job of _job_script RUNNING on it."""
     [jid] = fabric.make_agents(1)
     await fabric.start_controller()
     await fabric.online(fabric.agent(jid))
@@ -26,6 +24,14 @@ async def test_appliance_down_while_the_job_finishes_gets_its_result_after_resta
     script, runs, gate = _job_script(tmp_path)
     queued = submit.run_script(fabric.store, jid, script)
     await fabric.state(queued.obj.guid, S.RUNNING)
+    return queued, runs, gate
+
+
+async def test_appliance_down_while_the_job_finishes_gets_its_result_after_restart(fabric, tmp_path):
+    """Controller and engine both go away; the agent finishes meanwhile and its answer
+    finds nobody. Back up, the engine sends the same run again: the agent answers from
+    its journal."""
+    queued, runs, gate = await _running_job(fabric, tmp_path)
     await fabric.stop_engine()
     await fabric.controller.stop()
     gate.touch()
@@ -40,13 +46,7 @@ async def test_appliance_down_while_the_job_finishes_gets_its_result_after_resta
 
 
 async def test_engine_restarted_while_the_job_still_runs_joins_it(fabric, tmp_path):
-    [jid] = fabric.make_agents(1)
-    await fabric.start_controller()
-    await fabric.online(fabric.agent(jid))
-    await fabric.start_engine()
-    script, runs, gate = _job_script(tmp_path)
-    queued = submit.run_script(fabric.store, jid, script)
-    await fabric.state(queued.obj.guid, S.RUNNING)
+    queued, runs, gate = await _running_job(fabric, tmp_path)
     await fabric.stop_engine()
     await fabric.start_engine()
     await asyncio.sleep(1)  # the new engine has sent it again: the agent joined the run

@@ -8,27 +8,11 @@ import httpx
 import pytest
 
 from tests.appliance.api.conftest import STATUS_OF_FAULT
-from tests.fixtures.xmpp import connected, stopped, until
+from tests.fixtures.xmpp import until
 
-from .running import TOKEN, RunningAppliance
+from .running import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def appliance(xmpp_bulk_server, tmp_path_factory):
-    running = RunningAppliance(xmpp_bulk_server, tmp_path_factory.mktemp("jobs-api"))
-    yield running
-    log = running.stop()
-    assert "level=error" not in log, log
-
-
-@pytest.fixture
-async def agent(appliance, tasklets):
-    client = appliance.agent(tasklets)
-    await connected(client)
-    yield client
-    await stopped(client)
 
 
 def rest(appliance, verb, path, body=None, auth=AUTH, params=None):
