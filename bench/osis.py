@@ -1,5 +1,8 @@
 """OSIS: puts, gets and view queries per second on every backend pair.
 
+`put_many x100` is the same creates in batches of BATCH (group commit: one key/value
+transaction and one views session a batch), per object; its peer is `put (create)`.
+
 Throwaway etcd and PostgreSQL servers (the test fixtures' helpers) run on private
 loopback ports for the measurement and are stopped afterwards. Counts are fixed, so
 the run is bounded; numbers are single runs on a shared machine: compare, do not quote.
@@ -17,6 +20,7 @@ from appliance.osis.views import PostgresViews, SqliteViews
 from tests.fixtures.servers import EtcdServer, PostgresServer
 
 N = 1000
+BATCH = 100
 
 
 def _machine(i: int):
@@ -34,8 +38,10 @@ def _rate(fn, count: int) -> float:
 
 def measure(store: ObjectStore) -> dict[str, float]:
     objs = [_machine(i) for i in range(N)]
+    more = [(_machine(N + i), NEW) for i in range(N)]
     return {
         "put (create)": _rate(lambda i: store.put(objs[i], expect=NEW), N),
+        "put_many x100": BATCH * _rate(lambda i: store.put_many(more[i * BATCH:(i + 1) * BATCH]), N // BATCH),
         "put (update)": _rate(lambda i: store.put(objs[i], expect=store.get("machine", f"m{i}").revision), N),
         "get": _rate(lambda i: store.get("machine", f"m{i}"), N),
         "query by mac": _rate(lambda i: store.query("machine", [("mac", "=", objs[i].interfaces[0].mac)]), N),
@@ -59,7 +65,9 @@ def main() -> int:
                 rows[f"{kv_kind} + {views_kind}"] = measure(store)
                 store.close()
     ops = list(next(iter(rows.values())))
-    print(f"{'backends (kv + views)':24}" + "".join(f"{op:>16}" for op in ops) + "   (operations/s)")
+    print(f"{'backends (kv + views)':24}" + "".join(f"{op:>16}" for op in ops) + "   (operations/s)"
+          + "   put_many/put")
     for name, result in rows.items():
-        print(f"{name:24}" + "".join(f"{result[op]:16,.0f}" for op in ops))
+        print(f"{name:24}" + "".join(f"{result[op]:16,.0f}" for op in ops)
+              + f"   {result['put_many x100'] / result['put (create)']:12.1f}x")
     return 0

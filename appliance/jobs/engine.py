@@ -14,7 +14,8 @@ is not connected); `me` is the controller's bare JID. `await engine.run()` until
   says what to do; the change is written to OSIS first (compare-and-set on the job's
   revision: a job changed meanwhile is read again and decided again), then the job is
   sent or its agent asked to stop it. Progress output goes to the job's log, written at
-  most once a second per job.
+  most once a second per job. Writes go through a group commit (appliance.jobs.writer):
+  those made while one is in flight share one transaction.
 - After a restart nothing is lost and nothing runs twice: a job still DISPATCHED or
   RUNNING is sent again, with the same run id, once its agent is online; the agent
   joins the run or answers with its recorded result (agent.journal).
@@ -34,10 +35,10 @@ from agent.dispatch import JobError
 from agent.protocol import JobResult, Progress, ProtocolError
 from appliance.jobs import core, flow, submit
 from appliance.jobs.workflows import WORKFLOWS
+from appliance.jobs.writer import Writer
 from appliance.log import fields
 from appliance.osis.kv import NEW, Compacted, Conflict, StoreError
 from appliance.osis.schema import domain, object_type
-from appliance.osis.store import NotFound
 
 log = logging.getLogger("appliance.jobs")
 S = domain.JobState
@@ -70,8 +71,10 @@ class Engine:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._bound = None
+        self._up: set[str] = set()  # who the bound controller says is online
         self._unbind: list[Callable[[], None]] = []
         self._mine: set[int] = set()  # revisions we wrote: the feed need not read them back
+        self.writer = Writer(store, written=self._wrote)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -86,7 +89,7 @@ class Engine:
                     await asyncio.wait_for(self._wake.wait(), self.tick)
                     dirty, self._dirty = self._dirty, set()
                 except TimeoutError:  # a tick: time-outs, retries, output to write
-                    dirty = {g for g, tr in self.live.items() if tr.job.action != "workflow"}
+                    dirty = {g for g, tr in self.live.items() if self._due(tr)}
                 self._wake.clear()
                 if feed.done():
                     feed.result()  # the feed died: a crash, restarted by the supervisor
@@ -99,6 +102,14 @@ class Engine:
                     tr.sending.cancel()
             for unbind in self._unbind:
                 unbind()
+            await self.writer.drain()  # no write left running when the store is closed
+
+    def _due(self, tr: Tracked) -> bool:
+        """Whether a tick may change anything for the job (not so while it is being sent)."""
+        if tr.job.action == "workflow":
+            return False
+        waiting = tr.sending is not None and not tr.job.cancel_requested and not tr.output
+        return not waiting or self.clock() >= core.deadline(tr.job, self.policy)
 
     def _mark(self, *guids: str) -> None:
         self._dirty.update(guids)
@@ -110,12 +121,12 @@ class Engine:
             for unbind in self._unbind:
                 unbind()
             self._unbind = [ctl.on_presence(self._presence), ctl.on_progress(self._progress)]
-            self._bound = ctl
+            self._bound, self._up = ctl, ctl.online()  # then kept in step by _presence
             self._mark(*self.live)
 
     def _online(self, jid: str | None) -> bool:
         ctl = self.controller()
-        return ctl is not None and ctl is self._bound and jid in ctl.online()
+        return ctl is not None and ctl is self._bound and jid in self._up
 
     # --- loading and following the store -------------------------------------------------------
 
@@ -149,19 +160,21 @@ class Engine:
                 after = await asyncio.to_thread(lambda: self.store().revision())
                 await self._load()
                 continue
+            await self.writer.settled()  # a change of ours in flight is in _mine once it is back
+            deleted: dict[str, bool] = {}  # job -> whether its last change deleted it
             for change in changes:
                 after = max(after, change.revision)
                 if change.revision in self._mine:
                     self._mine.discard(change.revision)
                     continue
-                guid = change.key[len(prefix):].decode()
-                await self._seen(guid, change.deleted)
+                deleted[change.key[len(prefix):].decode()] = change.deleted
+            if deleted:  # read back in one thread call, not one per change
+                wanted = [g for g, d in deleted.items() if not d]
+                found = await asyncio.to_thread(self.store().get_many, "job", wanted)
+                for guid in deleted:
+                    self._seen(guid, found.get(guid))
 
-    async def _seen(self, guid: str, deleted: bool) -> None:
-        try:
-            stored = None if deleted else await asyncio.to_thread(self.store().get, "job", guid)
-        except NotFound:
-            stored = None
+    def _seen(self, guid: str, stored) -> None:
         if stored is None:
             tr = self.live.pop(guid, None)
             if tr is not None and tr.sending is not None:
@@ -175,6 +188,7 @@ class Engine:
     # --- events from the controller ------------------------------------------------------------
 
     def _presence(self, jid: str, online: bool) -> None:
+        (self._up.add if online else self._up.discard)(jid)
         for guid, tr in self.live.items():
             if tr.job.jid == jid:
                 if not online and tr.sending is not None:
@@ -222,6 +236,8 @@ class Engine:
         if tr.progressed:
             tr.progressed = False
             await self._save(tr, core.on_progress(tr.job, now))
+            if tr.outcome is not None:  # the result came meanwhile (and marked the job): not "send again"
+                return
         plan = core.decide(tr.job, now, self.policy, online=self._online(tr.job.jid),
                            sending=tr.sending is not None, cancel_sent=tr.cancel_sent)
         flush = bool(tr.output) and (now - tr.flushed >= FLUSH or tr.job.state in core.TERMINAL)
@@ -244,7 +260,7 @@ class Engine:
             job.log = core.append_log(job.log, output)
         job.owner = self.me
         try:
-            revision = await asyncio.to_thread(self.store().put, job, tr.revision)
+            revision = await self.writer.put(job, tr.revision)
         except Conflict:
             if output:
                 tr.output.insert(0, output)
@@ -252,11 +268,14 @@ class Engine:
             tr.job, tr.revision = fresh.obj, fresh.revision
             self._mark(job.guid)
             return False
+        tr.job, tr.revision, tr.flushed = job, revision, now
+        return True
+
+    def _wrote(self, revision: int) -> None:
+        """A revision the writer stored for us: the feed need not read it back."""
         if len(self._mine) > 100_000:
             self._mine.clear()  # left by a feed that skipped ahead: only costs reads
         self._mine.add(revision)
-        tr.job, tr.revision, tr.flushed = job, revision, now
-        return True
 
     async def _deliver(self, tr: Tracked) -> None:
         job = tr.job

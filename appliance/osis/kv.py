@@ -4,6 +4,11 @@ Every write gets a store-wide revision number, like etcd's. A write may name the
 revision it expects the key to have (`expect`): NEW (0) for "must not exist", a
 revision for "must be unchanged since I read it", None for "whatever is there". A
 mismatch raises Conflict and writes nothing.
+
+`put_many` writes a batch of (key, value, expect), each on its own terms, as if put one
+after the other in that order: a mismatched item gets its Conflict in the result list and
+is not written, the others are, each with its own (increasing) revision. SQLite does the
+whole batch in one transaction (one fsync); etcd puts them one transaction each.
 """
 
 import sqlite3
@@ -57,6 +62,7 @@ class Change:
 class KV(Protocol):
     def get(self, key: bytes) -> Entry | None: ...
     def put(self, key: bytes, value: bytes, expect: int | None = None) -> int: ...
+    def put_many(self, items: list[tuple[bytes, bytes, int | None]]) -> list[int | Conflict]: ...
     def delete(self, key: bytes, expect: int | None = None) -> int | None: ...
     def scan(self, prefix: bytes) -> Iterator[Entry]: ...
     def revision(self) -> int: ...
@@ -102,14 +108,30 @@ class SqliteKV:
         return Entry(key, row[0], row[1]) if row else None
 
     def put(self, key: bytes, value: bytes, expect: int | None = None) -> int:
+        (result,) = self.put_many([(key, value, expect)])
+        if isinstance(result, Conflict):
+            raise result
+        return result
+
+    def put_many(self, items: list[tuple[bytes, bytes, int | None]]) -> list[int | Conflict]:
+        """Each (key, value, expect) checked and written on its own terms, in one transaction."""
+        if not items:
+            return []
+        results: list[int | Conflict] = []
         with self._lock, self._write():
-            self._check(key, expect)
-            rev = self._bump()
-            self._db.execute("INSERT INTO objects VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
-                             " SET value = excluded.value, revision = excluded.revision",
-                             (key, value, rev))
-            self._db.execute("INSERT INTO changes VALUES (?, ?, 0)", (rev, key))
-            return rev
+            for key, value, expect in items:
+                try:
+                    self._check(key, expect)
+                except Conflict as exc:
+                    results.append(exc)
+                    continue
+                rev = self._bump()
+                self._db.execute("INSERT INTO objects VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+                                 " SET value = excluded.value, revision = excluded.revision",
+                                 (key, value, rev))
+                self._db.execute("INSERT INTO changes VALUES (?, ?, 0)", (rev, key))
+                results.append(rev)
+        return results
 
     def delete(self, key: bytes, expect: int | None = None) -> int | None:
         with self._lock, self._write():

@@ -4,11 +4,13 @@
     rev = store.put(machine, expect=NEW)          # create; Conflict if it exists
     got = store.get("machine", guid)              # Stored(obj, revision)
     store.put(got.obj, expect=got.revision)       # update; Conflict if changed meanwhile
+    store.put_many([(a, NEW), (b, rev_b)])        # each on its own terms: [revision | Conflict]
     store.query("machine", [("mac", "=", "52:54:00:12:34:56")])
 
 Writes go to the key/value store first (the truth), then to the view. A crash between
 the two leaves the view behind; `repair()` — run at start-up — finds every row whose
-revision differs from the store's and fixes it.
+revision differs from the store's and fixes it. `put_many` (group commit) is the same
+two writes for a whole batch: one key/value transaction, then one views session.
 """
 
 import logging
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from appliance.osis import codec
 from appliance.osis.codec import CorruptValue
-from appliance.osis.kv import KV, NEW, Change, StoreError
+from appliance.osis.kv import KV, NEW, Change, Conflict, StoreError
 from appliance.osis.schema import TYPES, ObjectType, check_guid, object_type, type_of
 from appliance.osis.views import SqlViews, Where
 
@@ -80,15 +82,43 @@ class ObjectStore:
             raise NotFound(f"no {otype.name} {guid}")
         return Stored(self._decode(otype, entry.key, entry.value), entry.revision)
 
+    def get_many(self, type_name: str, guids: list[str]) -> dict[str, Stored]:
+        """The objects of those ids that exist, by id (in one call: for batches)."""
+        otype = object_type(type_name)
+        found = {}
+        for guid in guids:
+            entry = self.kv.get(self.key_of(otype, check_guid(guid)))
+            if entry is not None:
+                found[guid] = Stored(self._decode(otype, entry.key, entry.value), entry.revision)
+        return found
+
     def put(self, obj, expect: int | None = None) -> int:
         """Store `obj` under its guid; returns its new revision. See kv.py for `expect`."""
-        otype = type_of(obj)
-        key = self.key_of(otype, check_guid(obj.guid))
-        value = codec.encode(obj)
+        (result,) = self.put_many([(obj, expect)])
+        if isinstance(result, Conflict):
+            raise result
+        return result
+
+    def put_many(self, items: list[tuple[object, int | None]]) -> list[int | Conflict]:
+        """Store each (obj, expect) on its own terms, as put() one after the other would.
+
+        Each item's result is its new revision, or its Conflict (that item is not written,
+        the others are). The batch is one key/value transaction (SQLite; etcd: one per
+        item) and one views session. A bad object fails the batch before anything is
+        written; Unavailable part-way means nothing written with SQLite, the items before
+        it with etcd (each whole; their view rows are caught up as after a crash).
+        """
+        batch = [(type_of(obj), obj, expect) for obj, expect in items]
+        writes = [(self.key_of(otype, check_guid(obj.guid)), codec.encode(obj), expect)
+                  for otype, obj, expect in batch]
+        if not writes:
+            return []
         with self.views.session() as cur:  # the view backend answers before anything is written
-            revision = self.kv.put(key, value, expect)
-            self.views.upsert(cur, otype, obj.guid, revision, obj)
-        return revision
+            results = self.kv.put_many(writes)
+            for (otype, obj, _), result in zip(batch, results, strict=True):
+                if not isinstance(result, Conflict):
+                    self.views.upsert(cur, otype, obj.guid, result, obj)
+        return results
 
     def delete(self, type_name: str, guid: str, expect: int | None = None) -> int:
         otype = object_type(type_name)

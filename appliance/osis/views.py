@@ -157,7 +157,10 @@ class SqliteViews(SqlViews):
     def session(self, write: bool = True):
         """A cursor inside one transaction, committed when the block ends without error."""
         with self._lock:
-            cur = self._db.cursor()
+            try:
+                cur = self._db.cursor()
+            except sqlite3.Error as exc:  # closed
+                raise Unavailable(f"views {self.path}: {exc}") from exc
             try:
                 cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield cur
@@ -170,7 +173,8 @@ class SqliteViews(SqlViews):
                 raise
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:  # not under a session another thread has open (that would crash)
+            self._db.close()
 
 
 class PostgresViews(SqlViews):
