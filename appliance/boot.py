@@ -58,6 +58,16 @@ LABEL local
 """
 
 
+def public_server(cfg) -> str:
+    """host:port where the rack's machines reach the appliance over HTTP, for when no
+    request says it: nginx's port when nginx fronts the app server (the node image, whose
+    app server listens on loopback only), else the app server's own."""
+    front = cfg.http.enabled and cfg.http.nginx
+    host = cfg.node.address or (cfg.http.listen if front else cfg.appserver.listen)
+    host = f"[{host}]" if host.version == 6 else str(host)
+    return f"{host}:{cfg.http.port if front else cfg.appserver.port}"
+
+
 def normalize_mac(text: str | None) -> str | None:
     """A MAC as lower-case colon-separated text, or None when it is not one."""
     mac = (text or "").strip().lower().replace("-", ":")

@@ -39,7 +39,7 @@ server {{
     location / {{
         proxy_pass http://{upstream}:{app.port};
         proxy_http_version 1.1;
-        proxy_set_header Host $host;
+        proxy_set_header Host $http_host;  # with its port: boot scripts point back at it
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         client_max_body_size 1m;

@@ -69,7 +69,7 @@ def build_app(cfg: Config, runtime: Runtime):
 
 
 def _boot_route(cfg: Config, runtime: Runtime):
-    own = f"{cfg.node.address or cfg.appserver.listen}:{cfg.appserver.port}"
+    own = boot.public_server(cfg)
 
     async def ipxe(request: Request) -> PlainTextResponse:
         host = request.headers.get("host", "")

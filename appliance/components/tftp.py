@@ -62,7 +62,7 @@ class TftpComponent(Component):
 
 def add_pxelinux(rendered: Rendered, cfg: Config, runtime: Runtime) -> None:
     """Per-MAC pxelinux configs from the inventory, and the enrollment kernel and initrd."""
-    server = f"{cfg.node.address or cfg.appserver.listen}:{cfg.appserver.port}"
+    server = boot.public_server(cfg)
     enroll = Path(cfg.http.root) / "enroll"
 
     def config(client, mac: str) -> bytes:

@@ -93,6 +93,9 @@ class SqliteKV:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path, self.poll_interval = str(path), poll_interval
         self._lock = _Guarded(self.path)
+        # Writes through this object wake its `changes` callers at once (other processes'
+        # writes are seen at the next poll): in-process followers lag by no poll interval.
+        self._written, self._generation = threading.Condition(), 0
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                        timeout=10)
@@ -131,6 +134,7 @@ class SqliteKV:
                                  (key, value, rev))
                 self._db.execute("INSERT INTO changes VALUES (?, ?, 0)", (rev, key))
                 results.append(rev)
+        self._wake()
         return results
 
     def delete(self, key: bytes, expect: int | None = None) -> int | None:
@@ -140,7 +144,8 @@ class SqliteKV:
             rev = self._bump()
             self._db.execute("DELETE FROM objects WHERE key = ?", (key,))
             self._db.execute("INSERT INTO changes VALUES (?, ?, 1)", (rev, key))
-            return rev
+        self._wake()
+        return rev
 
     def scan(self, prefix: bytes) -> Iterator[Entry]:
         with self._lock:
@@ -156,6 +161,7 @@ class SqliteKV:
     def changes(self, prefix: bytes, after: int, timeout: float) -> list[Change]:
         deadline = time.monotonic() + timeout
         while True:
+            generation = self._generation
             with self._lock:
                 if after < self._one("SELECT value FROM meta WHERE name = 'compacted'")[0]:
                     raise Compacted(f"changes after {after} are compacted")
@@ -163,9 +169,17 @@ class SqliteKV:
                     "SELECT key, revision, deleted FROM changes WHERE revision > ? AND key >= ?"
                     " AND key < ? ORDER BY revision LIMIT 1000", (after, prefix, prefix_end(prefix)))
                 found = [Change(k, r, bool(d)) for k, r, d in rows]
-            if found or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if found or left <= 0:
                 return found
-            time.sleep(self.poll_interval)
+            with self._written:
+                if self._generation == generation:  # nothing written since the query
+                    self._written.wait(min(self.poll_interval, left))
+
+    def _wake(self) -> None:
+        with self._written:
+            self._generation += 1
+            self._written.notify_all()
 
     def close(self) -> None:
         with self._lock:

@@ -129,9 +129,10 @@ class Enroll:
             machine.hostname = self._hostname(store, machine, nics)
         machine.state = max(machine.state or 0, ENROLLED)
         machine.updated = self.clock()
-        store.put(machine, expect=found.revision if found else NEW)
+        # Its agent and name first: whoever sees the machine ENROLLED finds them in the store.
         agent = self._agent(store, machine)
         self._dns(store, machine)
+        store.put(machine, expect=found.revision if found else NEW)
         kind = "machine.reenrolled" if found else "machine.enrolled"
         store.put(domain.Event(guid=str(uuidlib.uuid4()), timestamp=self.clock(), kind=kind,
                                machine=machine.guid, message=f"{machine.hostname} ({machine.ip})",

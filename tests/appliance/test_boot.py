@@ -76,3 +76,33 @@ def test_tftp_refuses_while_the_store_is_not_running(tmp_path):
     files = build(cfg, Runtime(status=dict)).rendered
     with pytest.raises(Refused):
         files.open(f"pxelinux.cfg/01-{MAC.replace(':', '-')}", CLIENT)
+
+
+# the config's sections -> where its pxelinux configs send the enrollment image
+PUBLIC = {
+    "app server alone": ({"node": {"address": "10.77.0.1"}, "appserver": {"port": 8080}},
+                         "10.77.0.1:8080"),
+    # the node image: the app server on loopback, nginx on the rack in front of it
+    "behind nginx": ({"node": {"address": "10.77.0.1"},
+                      "appserver": {"listen": "127.0.0.1", "port": 8080},
+                      "http": {"enabled": True, "nginx": True, "listen": "0.0.0.0", "port": 8000}},
+                     "10.77.0.1:8000"),
+    "no node address": ({"appserver": {"listen": "127.0.0.2", "port": 8080}}, "127.0.0.2:8080"),
+}
+
+
+@pytest.mark.parametrize("sections,server", PUBLIC.values(), ids=PUBLIC.keys())
+def test_pxelinux_sends_the_enrollment_image_where_the_api_answers(sections, server, tmp_path):
+    (tmp_path / "http" / "enroll").mkdir(parents=True)
+    sections = {**sections, "node": {**sections.get("node", {}), "state_dir": str(tmp_path)},
+                "http": {"root": str(tmp_path / "http"), **sections.get("http", {})}}
+    cfg = validate(sections)
+    assert boot.public_server(cfg) == server
+    runtime = Runtime(status=dict)
+    component = build(cfg, runtime)
+    runtime.store = open_store(cfg.osis, tmp_path)
+    try:
+        text = _read(component.rendered, f"pxelinux.cfg/01-{MAC.replace(':', '-')}")
+    finally:
+        runtime.store.close()
+    assert f"appliance.url=http://{server} ".encode() in text

@@ -7,8 +7,9 @@ import pytest
 
 from appliance.config import validate
 from appliance.inventory import MachineReservations
+from appliance.osis.kv import SqliteKV
 from appliance.osis.schema import domain
-from appliance.osis.store import open_store
+from appliance.osis.store import PREFIX, open_store
 from netservices.dhcp.inventory import StaticInventory
 from tests.fixtures.servers import free_port
 from tests.fixtures.tools import require_tool
@@ -75,6 +76,20 @@ def test_its_name_resolves_both_ways_without_restart(lab):
             break
     assert dig(lab, "node-abcd02.rack.internal") == ["10.77.0.102"]
     assert dig(lab, "-x", "10.77.0.102") == ["node-abcd02.rack.internal."]
+
+
+def test_its_agent_and_name_are_stored_before_it_shows_enrolled(lab):
+    """Whoever sees the machine ENROLLED (a user, the DNS and accounts followers) finds
+    its A record and agent in the store already."""
+    guid = post(lab, facts(mac="52:54:00:ab:cd:09", uuid="5f3b7a2e-0000-4000-8000-000000000009",
+                           ip="10.77.0.109")).json()["guid"]
+    kv = SqliteKV(lab.state / "osis" / "objects.db")
+    try:
+        revision = {kind: kv.get(PREFIX + f"{kind}/{key}".encode()).revision for kind, key in
+                    (("machine", guid), ("agent", f"agent-{guid}"), ("dnsrecord", f"{guid}-a"))}
+    finally:
+        kv.close()
+    assert revision["agent"] < revision["machine"] and revision["dnsrecord"] < revision["machine"]
 
 
 def test_enrolling_again_updates_never_duplicates(lab):

@@ -76,6 +76,11 @@ def test_the_api_is_there_too(front):
     assert httpx.get(f"{front}/api/v1/system/version").json() == {"version": "0.1.0"}
 
 
+def test_boot_scripts_point_back_at_the_address_and_port_the_machine_used(front):
+    script = httpx.get(f"{front}/boot/ipxe").text  # iPXE without ?mac= is chained back
+    assert script.startswith("#!ipxe\n") and f"chain {front}/boot/ipxe?mac=${{net0/mac}}" in script
+
+
 def test_nginx_config_command(tmp_path, boot_root):
     cfg = tmp_path / "a.toml"
     cfg.write_text(http_toml(boot_root, True, 8080) + "[appserver]\nport = 9000\n")

@@ -164,3 +164,23 @@ def test_changes_wait_for_a_write(store):
     finally:
         timer.join()
     assert [c.guid for c in batch] == ["late"]
+
+
+def test_sqlite_writes_wake_followers_in_the_same_process(tmp_path):
+    """The DNS and accounts followers share the appliance's store: a write through it
+    wakes them, without waiting for the poll that catches other processes' writes."""
+    from appliance.osis.kv import SqliteKV
+    kv = SqliteKV(tmp_path / "kv.db", poll_interval=60)
+    after, seen = kv.revision(), []
+    follower = threading.Thread(target=lambda: seen.extend(kv.changes(b"machine/", after, timeout=120)))
+    follower.start()
+    try:
+        threading.Event().wait(0.2)  # the follower is waiting by now (if not, it sees the write at once)
+        kv.put(b"machine/m1", b"x")
+        follower.join(10)
+        assert not follower.is_alive(), "the follower still waits for its 60 s poll"
+        assert [c.key for c in seen] == [b"machine/m1"]
+    finally:
+        kv.put(b"machine/m2", b"y")  # ends the wait if the assertion above failed
+        follower.join(120)
+        kv.close()
