@@ -150,6 +150,12 @@ def _table(cls):
     return Field(default_factory=cls)
 
 
+# component -> (what it is, the tables it cannot run without)
+NEEDS = {"jobs": ("the workflow engine", ("osis", "xmpp")),
+         "monitoring": ("the monitoring scheduler", ("osis", "xmpp")),
+         "tasklets": ("the appliance's agent", ("xmpp",))}
+
+
 @dataclass(frozen=True, config=SECTION)
 class Config:
     """The whole appliance config: one table per component."""
@@ -166,6 +172,14 @@ class Config:
     jobs: JobsConfig = _table(JobsConfig)
     monitoring: MonitoringConfig = _table(MonitoringConfig)
     tasklets: TaskletsConfig = _table(TaskletsConfig)
+
+    @model_validator(mode="after")
+    def _needs(self):
+        for name, (what, needed) in NEEDS.items():
+            missing = [n for n in needed if getattr(self, name).enabled and not getattr(self, n).enabled]
+            if missing:
+                raise SettingError(f"{name}.enabled", f"{what} needs [{missing[0]}] enabled")
+        return self
 
     def components(self) -> dict[str, Any]:
         """The component tables (all but [node]) by name."""

@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from appliance.components import Runtime, register
-from appliance.config import Config, ConfigError
+from appliance.config import Config
 from appliance.fabric.accounts import controller_jid
 from appliance.jobs.core import Policy
 from appliance.jobs.engine import Engine
@@ -62,7 +62,4 @@ class Jobs(Component):
 
 @register("jobs")
 def build(cfg: Config, runtime: Runtime) -> Jobs:
-    missing = [name for name in ("osis", "xmpp") if not getattr(cfg, name).enabled]
-    if missing:
-        raise ConfigError([f"jobs.enabled: the workflow engine needs [{name}] enabled" for name in missing])
-    return Jobs(cfg, runtime)
+    return Jobs(cfg, runtime)  # [osis] and [xmpp]: appliance.config.NEEDS

@@ -29,7 +29,7 @@ from pathlib import Path
 from agent.client import Agent
 from agent.journal import Journal
 from appliance.components import Runtime, register
-from appliance.config import Config, ConfigError
+from appliance.config import Config
 from appliance.fabric import accounts
 from appliance.log import fields
 from appliance.osis.kv import NEW, Conflict, StoreError
@@ -111,7 +111,4 @@ class Tasklets(Component):
 
 @register("tasklets")
 def build(cfg: Config, runtime: Runtime) -> Tasklets:
-    if not cfg.xmpp.enabled:
-        raise ConfigError(["tasklets.enabled: the appliance's agent needs [xmpp] enabled "
-                           "(its server, and the controller it takes jobs from)"])
-    return Tasklets(cfg, runtime)
+    return Tasklets(cfg, runtime)  # [xmpp]: appliance.config.NEEDS

@@ -267,3 +267,12 @@ def test_example_config_is_the_documented_defaults():
 
     example = Path(__file__).parents[2] / "etc" / "appliance.example.toml"
     assert example.read_text() == config.render(config.validate({}))
+
+
+@pytest.mark.parametrize("table,needs", [("jobs", "osis"), ("jobs", "xmpp"), ("monitoring", "osis"),
+                                         ("monitoring", "xmpp"), ("tasklets", "xmpp")])
+def test_a_component_without_the_tables_it_needs_is_refused_naming_them(table, needs):
+    tables = {name: {"enabled": True} for name in ("osis", "xmpp", table) if name != needs}
+    with pytest.raises(config.ConfigError, match=rf"^{table}\.enabled: .* needs \[{needs}\] enabled$") as info:
+        config.validate(tables)
+    assert len(info.value.problems) == 1

@@ -8,10 +8,14 @@ from appliance.config import ConfigError, validate
 from appliance.jobs.core import Policy
 
 
-def test_the_engine_needs_osis_and_xmpp():
+@pytest.mark.parametrize("tables,problem", [
+    ({"osis": {"enabled": True}}, "jobs.enabled: the workflow engine needs [xmpp] enabled"),
+    ({"xmpp": {"enabled": True}}, "jobs.enabled: the workflow engine needs [osis] enabled"),
+])
+def test_the_engine_needs_osis_and_xmpp(tables, problem):
     with pytest.raises(ConfigError) as info:
-        build(validate({"jobs": {"enabled": True}, "osis": {"enabled": True}}), Runtime(status=dict))
-    assert info.value.problems == ["jobs.enabled: the workflow engine needs [xmpp] enabled"]
+        validate({"jobs": {"enabled": True}, **tables})
+    assert info.value.problems == [problem]
 
 
 async def test_it_does_not_start_without_the_object_store():

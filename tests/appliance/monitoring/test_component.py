@@ -22,7 +22,8 @@ async def test_the_component_polls_the_agents_the_controller_sees(xmpp_server, b
                             agents=lambda: [agent_jid])  # the Agent objects in OSIS, in the appliance
     agent = Agent(agent_jid, "pw", xmpp_server.host, xmpp_server.port, builtin_engine, controllers=[ctl_jid])
     runtime = Runtime(status=dict, store=store)
-    cfg = validate({"node": {"state_dir": str(tmp_path)}, "monitoring": {"enabled": True, "interval": 1}})
+    cfg = validate({"node": {"state_dir": str(tmp_path)}, "osis": {"enabled": True}, "xmpp": {"enabled": True},
+                    "monitoring": {"enabled": True, "interval": 1}})
     component = Monitoring(cfg, runtime)
     await component.start()
     serving = asyncio.ensure_future(component.serve())

@@ -38,7 +38,7 @@ async def scrape(port: int) -> tuple[httpx.Response, dict]:
 
 def config(tmp_path, port):
     return validate({"node": {"state_dir": str(tmp_path)}, "osis": {"enabled": True},
-                     "appserver": {"port": port}, "monitoring": {"enabled": True, "interval": 1}})
+                     "appserver": {"port": port}, "xmpp": {"enabled": True}, "monitoring": {"enabled": True, "interval": 1}})
 
 
 async def test_metrics_show_the_agents_samples_with_labels_beside_the_process_metrics(

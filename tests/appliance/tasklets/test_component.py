@@ -105,7 +105,7 @@ def test_register_writes_the_agent_only_when_absent_or_changed(tmp_path):
 
 def test_it_needs_xmpp():
     with pytest.raises(ConfigError, match=r"tasklets.enabled: .* needs \[xmpp\] enabled"):
-        build(validate({"tasklets": {"enabled": True}}), Runtime(status=dict))
+        validate({"tasklets": {"enabled": True}})
 
 
 @pytest.fixture
