@@ -7,9 +7,15 @@ behind, and that a server that cannot start fails with its log.
 
 import asyncio
 import base64
+import json
+import os
 import secrets
+import signal
 import socket
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import etcd3gw
 import psycopg
@@ -251,3 +257,32 @@ def test_a_server_that_cannot_start_fails_with_its_log():
         with pytest.raises(ServerError, match="(?s)EtcdServer: healthy: server exited.*in use"):
             server.start()
     assert server.dir is None and not pid_alive(server.pid)
+
+
+KILLED_RUNNER = """
+import json, os, sys, time
+from tests.fixtures.servers import {name}
+server = {name}().start()
+leaders = [server.pid] + ([server.epmd_pid] if hasattr(server, "epmd_pid") else [])
+print(json.dumps({{"leaders": leaders, "dir": str(server.dir)}}), flush=True)
+time.sleep(120)  # killed before this ends, without stopping the server
+"""
+
+
+@pytest.mark.parametrize("server_class", [PostgresServer, EjabberdServer])
+def test_a_killed_test_run_leaves_no_server_behind(server_class):
+    """As when `timeout` or a cancelled CI job SIGKILLs pytest: no teardown runs."""
+    runner = subprocess.Popen([sys.executable, "-c", KILLED_RUNNER.format(name=server_class.__name__)],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        started = json.loads(runner.stdout.readline())
+        pids = _family(*started["leaders"])
+        assert pids and all(pid_alive(pid) for pid in started["leaders"])
+    finally:
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and ([p for p in pids if pid_alive(p)] or Path(started["dir"]).exists()):
+        time.sleep(0.1)
+    assert not [pid for pid in pids if pid_alive(pid)]
+    assert not Path(started["dir"]).exists()
