@@ -10,10 +10,19 @@ as one exception type, JobError, with `condition` ("timeout" when no answer came
 
 `await cancel_job(client, to_jid, job_id, timeout)` asks the agent to stop a running job;
 True when it did, False when no such job runs there (it had ended, or never came).
+
+The answers are matched by one handler per client, keyed by IQ id (and checked against
+the JID asked, as slixmpp's own matcher does). slixmpp's `iq.send()` registers a handler
+per IQ and tries every one against each stanza that arrives: with a thousand jobs in
+flight that alone was most of a fan-out's time.
 """
+
+import asyncio
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher.base import MatcherBase
 
 from agent.protocol import NS, Job, JobResult, ProtocolError, cancel_element, job_element, parse_result
 
@@ -26,12 +35,57 @@ class JobError(Exception):
         self.condition, self.text = condition, text
 
 
+class _Answers(MatcherBase):
+    """The IQs sent through this module that await an answer, by id: (JID asked, future)."""
+
+    def __init__(self, client: slixmpp.ClientXMPP):
+        super().__init__(None)
+        self.client, self.waiting = client, {}
+        client.register_handler(Callback("pylabs answers", self, self._answer))
+
+    @classmethod
+    def of(cls, client: slixmpp.ClientXMPP) -> "_Answers":
+        answers = getattr(client, "_pylabs_answers", None)
+        if answers is None:
+            answers = client._pylabs_answers = cls(client)
+        return answers
+
+    def match(self, xml) -> bool:
+        waiting = self.waiting.get(xml.get_toplevel_attr("id", ""))
+        if waiting is None or xml.name != "iq" or xml.get_toplevel_attr("type") not in ("result", "error"):
+            return False
+        asked, me = waiting[0], self.client.boundjid
+        return xml.get_toplevel_attr("from", "") in ("", me.bare, me.domain, asked.full, asked.bare,
+                                                     asked.domain)
+
+    def _answer(self, iq) -> None:
+        _, future = self.waiting.pop(iq["id"], (None, None))
+        if future is None or future.done():
+            return
+        if iq["type"] == "error":
+            future.set_exception(IqError(iq))
+        else:
+            future.set_result(iq)
+
+    async def send(self, iq, timeout: float):
+        """Send `iq`; its answer (IqError for an error, IqTimeout after `timeout` s)."""
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[iq["id"]] = (slixmpp.JID(iq["to"]), future)
+        try:
+            self.client.send(iq)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise IqTimeout(iq) from None
+        finally:
+            self.waiting.pop(iq["id"], None)
+
+
 async def send_job(client: slixmpp.ClientXMPP, to_jid: str, job: Job, timeout: float) -> JobResult:
     """Send `job` to the agent at full JID `to_jid`; its result, or JobError."""
     iq = client.make_iq_set(ito=to_jid)
     iq.append(job_element(job))
     try:
-        answer = await iq.send(timeout=timeout)
+        answer = await _Answers.of(client).send(iq, timeout)
     except IqTimeout:
         raise JobError("timeout", f"no answer from {to_jid} in {timeout:g} s") from None
     except IqError as exc:
@@ -53,7 +107,7 @@ async def cancel_job(client: slixmpp.ClientXMPP, to_jid: str, job_id: str, timeo
     iq = client.make_iq_set(ito=to_jid)
     iq.append(cancel_element(job_id))
     try:
-        await iq.send(timeout=timeout)
+        await _Answers.of(client).send(iq, timeout)
     except IqTimeout:
         raise JobError("timeout", f"no answer from {to_jid} in {timeout:g} s") from None
     except IqError as exc:

@@ -10,7 +10,7 @@ from slixmpp.exceptions import IqError
 
 from agent.client import BACKOFF_MAX, Agent, next_delay
 from agent.dispatch import JobError, send_job
-from agent.protocol import NS, ScriptJob, TaskletJob
+from agent.protocol import NS, JobResult, ScriptJob, TaskletJob, result_element
 from tests.agent.conftest import TIMEOUT, agent_and_controller, controller_client, wait_for
 from tests.fixtures.servers import EjabberdServer, free_port
 from tests.fixtures.xmpp import offline, online
@@ -91,6 +91,25 @@ async def test_job_to_an_agent_that_is_not_online_fails_fast(xmpp_server, engine
         with pytest.raises(JobError) as info:
             await send_job(controller, agent.boundjid.bare + "/elsewhere", TaskletJob("j", 5, ("ping",)), TIMEOUT)
     assert info.value.condition == "service-unavailable"
+
+
+async def test_an_answer_forged_by_another_account_is_not_taken(xmpp_server, engine):
+    async with agent_and_controller(xmpp_server, engine) as (agent, controller):
+        forger = controller_client(await asyncio.to_thread(xmpp_server.register, "forger" + os.urandom(3).hex(), "pw"), "pw")
+        await asyncio.wait_for(online(forger, xmpp_server), TIMEOUT)
+        try:
+            job = ScriptJob("real", 10, "sleep 1; echo real")
+            sending = asyncio.ensure_future(send_job(controller, agent.boundjid.full, job, TIMEOUT))
+            await wait_for(lambda: getattr(controller, "_pylabs_answers", None)
+                           and controller._pylabs_answers.waiting)  # the job's IQ is out
+            [iq_id] = controller._pylabs_answers.waiting
+            forged = forger.make_iq_result(id=iq_id, ito=controller.boundjid.full)
+            forged.append(result_element(JobResult("real", "ok", exit=0, output="forged\n")))
+            forged.send()
+            result = await sending
+        finally:
+            await offline(forger)
+    assert result.output == "real\n"
 
 
 def _start_server(port: int) -> EjabberdServer:
