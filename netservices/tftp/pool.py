@@ -10,7 +10,9 @@ A worker that dies is noticed at once: the kernel closes its end of the socket. 
 transfers are handed to `on_crash` and a new worker takes its place — unless that one
 was itself a replacement that died within `MIN_LIFE` seconds of starting: then the pool
 is `failed` (a worker that cannot run would otherwise be restarted in a loop; the
-component's supervisor restarts the whole server with a backoff instead). Stopping
+component's supervisor restarts the whole server with a backoff instead). A worker that
+is alive but hung (a loop that no longer turns: it says "alive" every second) is killed
+after `hung` seconds of silence, and then handled as one that died. Stopping
 closes the sockets — the workers exit on that — and kills whoever is still there after
 the grace period.
 """
@@ -27,6 +29,7 @@ log = logging.getLogger("netservices.tftp")
 
 STARTUP = 30.0  # seconds a new worker may take to say it is ready (a loaded machine)
 MIN_LIFE = 1.0  # a replacement dying younger than this is not replaced
+HUNG = 10.0  # seconds without a word from a worker before it is killed as hung
 MESSAGE = 65536
 
 
@@ -39,7 +42,7 @@ class Worker:
 
     def __init__(self, index: int, proc: subprocess.Popen, sock: socket.socket):
         self.index, self.proc, self.sock = index, proc, sock
-        self.started = time.monotonic()
+        self.started = self.heard = time.monotonic()
         self.jobs: set[int] = set()
         self.served = 0
         self.replacement = False
@@ -56,6 +59,7 @@ class Pool:
         self.workers: list[Worker | None] = [None] * count
         self.failed: asyncio.Future | None = None
         self.stopping = False
+        self.hung = HUNG
         self._tasks: set[asyncio.Task] = set()
 
     @property
@@ -70,6 +74,7 @@ class Pool:
         except BaseException:
             await self.stop()
             raise
+        self._track(asyncio.get_running_loop().create_task(self._watch()))
 
     def submit(self, job: dict, fds: list[int]) -> Worker | None:
         """Hand `job` to the least busy worker; None when none can take it now."""
@@ -138,8 +143,11 @@ class Pool:
                 data = b""
             if not data:
                 return self._gone(worker)
+            worker.heard = time.monotonic()
             try:
                 kind, *args = json.loads(data)
+                if kind == "alive":
+                    continue
                 if kind == "ready":
                     if not worker.ready.done():
                         worker.ready.set_result(args[0])
@@ -159,10 +167,27 @@ class Pool:
         if self.stopping:
             return
         young = worker.replacement and time.monotonic() - worker.started < MIN_LIFE
-        task = asyncio.get_running_loop().create_task(self._replace(worker, young))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(asyncio.get_running_loop().create_task(self._replace(worker, young)))
         self.on_crash(worker)
+
+    def _track(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)  # cancelled by stop()
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self) -> None:
+        """Kill a worker silent for `hung` seconds: its end of file then does the rest."""
+        while True:
+            await asyncio.sleep(min(1.0, self.hung / 4))
+            now = time.monotonic()
+            for worker in self.workers:
+                if worker is None or not worker.ready.done() or now - worker.heard < self.hung:
+                    continue
+                if worker.proc.poll() is None:
+                    log.error("tftp.worker_hung", extra={"fields": {
+                        "worker": worker.index, "pid": worker.proc.pid,
+                        "silent": round(now - worker.heard, 1), "transfers": len(worker.jobs)}})
+                    worker.proc.kill()
+                worker.heard = now  # killed once; its end of file is on its way
 
     async def _replace(self, worker: Worker, young: bool) -> None:
         for _ in range(100):  # reap it (its socket closes just before it exits)

@@ -7,7 +7,8 @@ message from the parent is one transfer to run: JSON (its id, negotiated options
 and offset) with three descriptors attached (SCM_RIGHTS): the content (a regular file
 or a memfd), the socket connected to the client and the stray socket on the same port.
 The worker answers with JSON messages: `["ready", pid]` once, then `["end", id,
-fields]` per transfer and `["count", counts, notes]` (see engine.py).
+fields]` per transfer and `["count", counts, notes]` (see engine.py), and `["alive"]`
+every PARENT_CHECK seconds: a worker that stops sending it is hung (pool.py).
 
 The worker exits when the control socket closes — the parent stopped or died (the
 kernel closes its end) — or when its parent process changes. SIGINT is ignored: a
@@ -49,6 +50,7 @@ class Worker:
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + PARENT_CHECK
                 self.running = self.running and os.getppid() == self.parent
+                self.report("alive")
         self.engine.close_all()
 
     def report(self, kind: str, *args) -> None:

@@ -49,6 +49,28 @@ def test_a_killed_worker_fails_its_transfers_and_is_replaced(serve, client, tree
     assert not alive(killed)
 
 
+def test_a_hung_worker_is_killed_its_transfers_fail_and_it_is_replaced(serve, client, tree):
+    server = serve(workers=1, timeout=5.0)
+    pool = server.server.pool
+    pool.hung = 2.0
+    c = client(server.port, timeout=15)
+    c.send(wire.request("m3"))
+    data, tid = c.recv()
+    assert wire.HEADER.unpack_from(data) == (wire.DATA, 1)
+    hung = pool.pids[0]
+    os.kill(hung, signal.SIGSTOP)  # alive, but its loop no longer turns
+    try:
+        data, sender = c.recv()  # within `hung` seconds (and a watch), not at the client's timeouts
+        assert sender == tid
+        assert wire.parse(data) == wire.Error(wire.NOT_DEFINED, "Transfer aborted")
+        assert eventually(lambda: pool.pids and pool.pids[0] != hung, timeout=30)
+        assert client(server.port).get("k100") == (tree / "k100").read_bytes()
+        assert eventually(lambda: not alive(hung))
+    finally:
+        if alive(hung):
+            os.kill(hung, signal.SIGKILL)
+
+
 def test_stop_with_transfers_in_flight(serve, client):
     server = serve(workers=2, timeout=5.0)
     workers = server.server.pool.pids
