@@ -44,3 +44,7 @@ class TftpConfig:
     sleeps (0: never): a fast client's next ACK is then seen without a wake-up. A poll
     that finds nothing makes the worker skip the next 1, 3, 7, … polls (up to 1023), so
     that slow clients (a PXE ROM on a real link) cost no spinning."""
+    segmentation_offload: StrictBool = False
+    """Send each window (RFC 7440) in one system call with UDP segmentation offload: less
+    CPU per block, but the client gets the whole window at once instead of working on its
+    first blocks while the rest are sent (on loopback, windowsize 8: 0.8x the MB/s)."""

@@ -5,10 +5,10 @@ section 4): one connected to the client, which the kernel gives only that client
 packets — so the hot path is `recv`/`send` without addresses — and one unconnected,
 which gets every datagram from anyone else; those get ERROR 5 and leave the transfer
 alone. Per wake-up: one `epoll.poll`, one `recv` per ready transfer, the packets the
-state machine (session.Transfer) asks for. A window of DATA goes out in one `sendmsg`
-with UDP segmentation offload (UDP_SEGMENT, Linux 4.18+): the kernel cuts it into the
-same datagrams, and a transfer that cannot use it (no checksum offload, a segment
-larger than the MTU) falls back to one `send` per packet. Retransmission deadlines
+state machine (session.Transfer) asks for: a window of DATA one `send` per block, or,
+with `gso`, in one `sendmsg` with UDP segmentation offload (UDP_SEGMENT, Linux 4.18+):
+the kernel cuts it into the same datagrams, and a transfer that cannot use it (no
+checksum offload, a segment larger than the MTU) falls back to one `send` per packet. Retransmission deadlines
 are checked every `TICK`.
 
 The engine reports through a callback: `report("end", id, fields)` when a transfer
@@ -41,21 +41,22 @@ class Run:
     __slots__ = ("id", "transfer", "sock", "stray", "recv", "send", "gso", "per_send", "began",
                  "error")
 
-    def __init__(self, ident, transfer, sock: socket.socket, stray: socket.socket, now: float):
+    def __init__(self, ident, transfer, sock: socket.socket, stray: socket.socket, now: float,
+                 gso: bool = False):
         self.id, self.transfer, self.sock, self.stray = ident, transfer, sock, stray
         self.recv, self.send, self.began = sock.recv, sock.send, now
         self.error: tuple[int, str] | None = None  # the client's ERROR, if it sent one
         segment = transfer.blksize + 4
         self.per_send = min(GSO_SEGMENTS, GSO_BYTES // segment)
         self.gso = [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))] \
-            if transfer.windowsize > 1 and self.per_send > 1 else None
+            if gso and transfer.windowsize > 1 and self.per_send > 1 else None
 
 
 class Engine:
     """Runs the transfers given to `add` until they end; `run_once` is one turn of the loop."""
 
-    def __init__(self, report, *, busy_poll: float = 0.0, clock=time.monotonic):
-        self.report, self.busy_poll, self.clock = report, busy_poll, clock
+    def __init__(self, report, *, busy_poll: float = 0.0, gso: bool = False, clock=time.monotonic):
+        self.report, self.busy_poll, self.gso, self.clock = report, busy_poll, gso, clock
         self.poller = select.epoll()
         self.runs: dict[int, Run] = {}  # connected socket fd -> run
         self.strays: dict[int, Run] = {}  # unconnected socket fd -> run
@@ -72,7 +73,7 @@ class Engine:
 
     def add(self, ident, transfer, sock: socket.socket, stray: socket.socket) -> None:
         """Start `transfer` on `sock` (connected to the client) and `stray` (same port)."""
-        run = Run(ident, transfer, sock, stray, self.clock())
+        run = Run(ident, transfer, sock, stray, self.clock(), self.gso)
         sock.setblocking(False)
         stray.setblocking(False)
         self.runs[sock.fileno()] = run

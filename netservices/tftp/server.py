@@ -102,7 +102,8 @@ class TftpServer:
         for host in self.cfg.listen:
             sock = listen("udp", str(host), self.port)
             self._listeners.append((sock, str(host)))
-        settings = {"limits": asdict(self.limits), "busy_poll": self.cfg.busy_poll / 1e6}
+        settings = {"limits": asdict(self.limits), "busy_poll": self.cfg.busy_poll / 1e6,
+                    "gso": self.cfg.segmentation_offload}
         self.pool = Pool(worker_count(self.cfg), settings, self._on_message, self._on_crash)
         try:
             await self.pool.start()

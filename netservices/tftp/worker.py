@@ -37,7 +37,8 @@ class Worker:
     def __init__(self, control: socket.socket, settings: dict):
         self.control = control
         self.limits = Limits(**settings["limits"])
-        self.engine = Engine(self.report, busy_poll=settings.get("busy_poll", 0.0))
+        self.engine = Engine(self.report, busy_poll=settings.get("busy_poll", 0.0),
+                             gso=settings.get("gso", False))
         self.engine.watch(control.fileno(), self.on_control)
         self.parent = os.getppid()
         self.running = True

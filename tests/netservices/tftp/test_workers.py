@@ -98,13 +98,15 @@ def test_workers_die_with_their_parent(tree):
 
 
 def test_window_larger_than_the_mtu_falls_back_to_one_send_per_block(netns, tree, tmp_path):
-    """Segmentation offload refuses segments larger than the MTU (EINVAL): such a
-    transfer sends block by block, and the kernel fragments each datagram."""
+    """With segmentation_offload on, windows go out in one offloaded send; the kernel
+    refuses segments larger than the MTU (EINVAL): such a transfer sends block by block,
+    and the kernel fragments each datagram."""
     ns = netns()
     ns.ip("link", "set", "lo", "mtu", "1500")
     ns.ip("link", "set", "lo", "up")
     server = ns.popen([sys.executable, "-m", "tests.netservices.tftp.standalone", str(tree),
-                       "127.0.0.1", "workers=1", "max_blksize=65464"], stdout=subprocess.PIPE,
+                       "127.0.0.1", "workers=1", "max_blksize=65464", "segmentation_offload=true"],
+                      stdout=subprocess.PIPE,
                       text=True, cwd=os.getcwd())
     port = json.loads(server.stdout.readline())["port"]
     for blksize in (1468, 4096):  # 1468 fits the MTU (offloaded), 4096 does not
