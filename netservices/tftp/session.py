@@ -7,6 +7,10 @@
     ... send(transfer.on_timeout(now)) when now >= transfer.deadline
     until transfer.done (transfer.failed: given up after `limits.retries`)
 
+`transfer.prepare()`, called once the packets are sent, builds the window that the ACK of
+all of them will ask for: the client's round trip then hides that work, and the ACK is
+answered at once (with anything else, the window is built when asked for, as before).
+
 Blocks are numbered from 1 without limit inside; on the wire they roll over at 2**16
 (RFC 1350 leaves it open; tftpd-hpa and iPXE roll over to 0). The window (RFC 7440) is
 go-back-N: an ACK for block n asks for n+1 … n+windowsize next; an ACK that moves
@@ -100,6 +104,7 @@ class Transfer:
         self.tries = 0
         self.done = self.failed = False
         self.bytes_sent = self.retransmits = self.duplicates = 0
+        self._ready: tuple[int, list[bytes], int] | None = None  # (first block, packets, bytes)
 
     def start(self, now: float) -> list[bytes]:
         """The first packets: the OACK (RFC 2347), else the first window of DATA."""
@@ -145,6 +150,13 @@ class Transfer:
         self.retransmits += len(packets)
         return packets
 
+    def prepare(self) -> None:
+        """Build the window after everything sent so far, for the ACK that asks for it."""
+        if self.done or self.waiting_oack or (self.last is not None and self.sent >= self.last):
+            return
+        first = self.sent + 1
+        self._ready = (first, *self._build(first, first + self.windowsize))
+
     def on_error(self) -> None:
         """The client sent an ERROR (e.g. 8, options refused): the transfer is over."""
         self.done = self.failed = True
@@ -154,23 +166,28 @@ class Transfer:
         self.rto = self._timeout
         self.deadline = now + self.rto
 
-    def _one(self, n: int) -> list[bytes]:
-        payload = self.blocks.block(n)
-        if len(payload) < self.blksize:
-            self.last = n
-        if n > self.sent:
-            self.sent = n
-        self.bytes_sent += len(payload)
-        return [_DATA_HEADER.pack(_DATA, n & 0xFFFF) + payload]
-
     def _window(self) -> list[bytes]:
         """DATA for blocks acked+1 … acked+windowsize (fewer at the end of the file)."""
         first = self.acked + 1
-        if self.windowsize == 1 and (self.last is None or first < self.last):
-            return self._one(first)  # lock-step, not at the end: the common case
-        end = first + self.windowsize
-        if self.last is not None and end > self.last + 1:
-            end = self.last + 1
+        ready, self._ready = self._ready, None
+        if ready is not None and ready[0] == first:
+            _, packets, sent_bytes = ready
+        else:
+            end = first + self.windowsize
+            if self.last is not None and end > self.last + 1:
+                end = self.last + 1
+            packets, sent_bytes = self._build(first, end)
+        n = first + len(packets) - 1
+        if n > self.sent:
+            self.sent = n
+        if len(packets[-1]) - 4 < self.blksize:
+            self.last = n
+        self.bytes_sent += sent_bytes
+        return packets
+
+    def _build(self, first: int, end: int) -> tuple[list[bytes], int]:
+        """The DATA packets for blocks first … end-1, up to the first short one (the
+        file's last), and their payload bytes; nothing else changes."""
         block, pack, blksize = self.blocks.block, _DATA_HEADER.pack, self.blksize
         packets, sent_bytes = [], 0
         for n in range(first, end):
@@ -178,9 +195,5 @@ class Transfer:
             packets.append(pack(_DATA, n & 0xFFFF) + payload)
             sent_bytes += len(payload)
             if len(payload) < blksize:
-                self.last = n
                 break
-        if first + len(packets) - 1 > self.sent:
-            self.sent = first + len(packets) - 1
-        self.bytes_sent += sent_bytes
-        return packets
+        return packets, sent_bytes

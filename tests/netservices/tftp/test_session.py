@@ -144,3 +144,43 @@ def test_stream_of_unknown_size_ends_on_a_short_block():
     opts = negotiate({"tsize": "0"}, None, LIMITS)
     t = Transfer(StreamBlocks(Pipe(), 512, None), opts, LIMITS, 0)
     assert run_lockstep(t) == b"x" * 1300
+
+
+def _replay(prepared: bool, size: int, windowsize: int, choices: list[int], stream: bool):
+    """What a transfer sends when each answer is one of: ACK the last block sent (0), ACK
+    an earlier one (1), a duplicate ACK (2), a time-out (3) — with or without prepare()."""
+    import io
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    opts = Options(blksize=16, windowsize=windowsize)
+    blocks = StreamBlocks(io.BytesIO(data), 16, None) if stream else BytesBlocks(data, 16)
+    t = Transfer(blocks, opts, Limits(retries=50), 0.0)
+    sent, now = [t.start(0.0)], 0.0
+    for choice in choices:
+        if t.done:
+            break
+        if prepared:
+            t.prepare()
+        now += 1
+        if choice == 3:
+            packets = t.on_timeout(t.deadline)
+        else:
+            last = blocks_of(sent[-1])[-1] if sent[-1] else t.acked & 0xFFFF
+            ack = {0: last, 1: max(t.acked, last - 1) & 0xFFFF, 2: t.acked & 0xFFFF}[choice]
+            packets = t.on_ack(ack, now)
+        sent.append([bytes(p) for p in packets])
+    return sent, (t.acked, t.sent, t.last, t.done, t.bytes_sent, t.retransmits, t.duplicates)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["bytes", "stream"])
+@pytest.mark.parametrize("windowsize", [1, 3, 8])
+@pytest.mark.parametrize("size", [0, 15, 16, 17, 160, 161, 500])
+def test_prepared_windows_change_nothing_that_is_sent(size, windowsize, stream):
+    import random
+    rng = random.Random(f"{size}-{windowsize}-{stream}")
+    for _ in range(20):
+        choices = [rng.choice([0, 0, 0, 1, 2, 3]) for _ in range(200)]
+        assert _replay(True, size, windowsize, choices, stream) == _replay(False, size, windowsize, choices, stream)
+    everything, state = _replay(True, size, windowsize, [0] * 200, stream)
+    assert state[3] and b"".join(p[4:] for batch in everything for p in batch) == \
+        (bytes(range(256)) * (size // 256 + 1))[:size]
