@@ -129,10 +129,16 @@ class Enroll:
             machine.hostname = self._hostname(store, machine, nics)
         machine.state = max(machine.state or 0, ENROLLED)
         machine.updated = self.clock()
-        # Its agent and name first: whoever sees the machine ENROLLED finds them in the store.
-        agent = self._agent(store, machine)
-        self._dns(store, machine)
-        store.put(machine, expect=found.revision if found else NEW)
+        # One batch (one transaction with SQLite), its agent and name before it: whoever sees
+        # the machine ENROLLED finds them in the store, and a crash leaves all or none.
+        agent, new_agent = self._agent(store, machine)
+        batch = [(agent, NEW)] if new_agent else []
+        if machine.ip:
+            batch.append((self._a_record(machine), None))
+        batch.append((machine, found.revision if found else NEW))
+        for result in store.put_many(batch):
+            if isinstance(result, Conflict):
+                raise result  # another enrollment of this machine won: try again
         kind = "machine.reenrolled" if found else "machine.enrolled"
         store.put(domain.Event(guid=str(uuidlib.uuid4()), timestamp=self.clock(), kind=kind,
                                machine=machine.guid, message=f"{machine.hostname} ({machine.ip})",
@@ -178,18 +184,14 @@ class Enroll:
         return name
 
     def _agent(self, store: ObjectStore, machine):
+        """(its Agent, whether it is new and still to be stored)."""
         guid = f"agent-{machine.guid}"
         try:
-            return store.get("agent", guid).obj
+            return store.get("agent", guid).obj, False
         except NotFound:  # the first enrollment
-            agent = domain.Agent(guid=guid, jid=f"{machine.hostname}@{self.settings.domain}",
-                                 machine=machine.guid, password=secrets.token_urlsafe(18))
-            store.put(agent, expect=NEW)
-            return agent
+            return domain.Agent(guid=guid, jid=f"{machine.hostname}@{self.settings.domain}",
+                                machine=machine.guid, password=secrets.token_urlsafe(18)), True
 
-    def _dns(self, store: ObjectStore, machine) -> None:
-        if not machine.ip:
-            return
-        record = domain.DnsRecord(guid=f"{machine.guid}-a", name=f"{machine.hostname}.{self.settings.domain}",
-                                  rtype="A", value=machine.ip, machine=machine.guid)
-        store.put(record)
+    def _a_record(self, machine):
+        return domain.DnsRecord(guid=f"{machine.guid}-a", name=f"{machine.hostname}.{self.settings.domain}",
+                                rtype="A", value=machine.ip, machine=machine.guid)
