@@ -35,6 +35,7 @@ from appliance.inventory import find_machine
 from appliance.osis.kv import NEW, Conflict
 from appliance.osis.schema import domain
 from appliance.osis.store import NotFound, ObjectStore
+from appliance.services import int_in
 
 Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", to_lower=True)]
 Text = Annotated[str, StringConstraints(max_length=256)]
@@ -68,7 +69,7 @@ class Nic(BaseModel):
 class DiskFacts(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    size_bytes: Annotated[int, Field(ge=0, le=2**60)]
+    size_bytes: int_in(0, 2**60)
     serial: Text | None = None
     model: Text | None = None
     rotational: StrictBool | None = None
@@ -105,8 +106,8 @@ class Enroll:
     def enroll(self, interfaces: Annotated[list[Nic], Field(min_length=1, max_length=64)],
                uuid: Text | None = None, serial: Text | None = None, vendor: Text | None = None,
                product: Text | None = None, board_serial: Text | None = None,
-               chassis_serial: Text | None = None, cpus: Annotated[int, Field(ge=1, le=65536)] = 1,
-               cpu_model: Text | None = None, memory_mb: Annotated[int, Field(ge=1, le=2**34)] = 1,
+               chassis_serial: Text | None = None, cpus: int_in(1, 65536) = 1,
+               cpu_model: Text | None = None, memory_mb: int_in(1, 2**34) = 1,
                disks: Annotated[list[DiskFacts], Field(max_length=256)] = ()) -> dict[str, object]:
         """Enroll (or re-enroll) the machine these facts describe; the reply says what it
         is now called, its address, its agent credentials and what to do next."""

@@ -18,7 +18,7 @@ from appliance.jobs import submit
 from appliance.jobs.workflows import WORKFLOWS
 from appliance.osis.schema import domain
 from appliance.osis.store import ObjectStore
-from appliance.services import Guid, Limit
+from appliance.services import Guid, Limit, int_in
 
 State = Literal[tuple(domain.JobState._NAMES_TO_VALUES)]  # type: ignore[valid-type]
 AgentRef = Annotated[str, StringConstraints(min_length=1, max_length=320)]
@@ -28,7 +28,7 @@ _NOT_BLANK = r"[^\s\x00-\x1f\ufffe\uffff]"
 Script = Annotated[str, StringConstraints(max_length=16384,
                                           pattern=rf"^{_XML_CHAR}*{_NOT_BLANK}{_XML_CHAR}*$")]
 WorkflowName = Literal[tuple(WORKFLOWS)]  # type: ignore[valid-type]
-Timeout = Annotated[int, Field(ge=1, le=86400)]
+Timeout = int_in(1, 86400)
 
 
 class Jobs:

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, W
 from appliance.api.dispatch import exposed
 from appliance.osis.schema import domain
 from appliance.osis.store import NotFound, ObjectStore, Stored
-from appliance.services import Guid, Limit
+from appliance.services import Guid, Int, Limit
 
 State = Literal[tuple(domain.MachineState._NAMES_TO_VALUES)]  # type: ignore[valid-type]
 Hostname = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
@@ -56,7 +56,7 @@ class Machines:
         return self.store().get("machine", guid)
 
     @exposed(http="PATCH /machines/{guid}", writes=True)
-    def update(self, guid: Guid, changes: MachineChanges, revision: int | None = None) -> domain.Machine:
+    def update(self, guid: Guid, changes: MachineChanges, revision: Int | None = None) -> domain.Machine:
         """Change a machine's name, state, address or tags. With `revision`, only if the
         machine is still at that revision (else 409 conflict)."""
         store = self.store()
@@ -68,7 +68,7 @@ class Machines:
         return Stored(obj, store.put(obj, expect=revision if revision is not None else current.revision))
 
     @exposed(http="DELETE /machines/{guid}", writes=True)
-    def delete(self, guid: Guid, revision: int | None = None) -> dict[str, str]:
+    def delete(self, guid: Guid, revision: Int | None = None) -> dict[str, str]:
         """Forget a machine, its DNS records and its agent (it enrolls again on its next boot)."""
         store = self.store()
         store.delete("machine", guid, expect=revision)

@@ -15,6 +15,7 @@ BODIES = {
     "REST: not UTF-8": ("PATCH", "/api/v1/machines/m1", b"\xff\xfe\x00", 400),
     "REST: changes of the wrong type": ("PATCH", "/api/v1/machines/m1", b'{"changes": 5}', 400),
     "REST: unknown argument": ("PATCH", "/api/v1/machines/m1", b'{"changes": {}, "x": 1}', 400),
+    "REST: a revision of true": ("PATCH", "/api/v1/machines/m1", b'{"changes": {}, "revision": true}', 400),
     "REST: query parameter twice": ("GET", "/api/v1/machines?state=NEW&state=READY", b"", 400),
     "REST: unknown query parameter": ("GET", "/api/v1/events?colour=red", b"", 400),
     "REST: wrong verb": ("PUT", "/api/v1/machines/m1", b"{}", 405),
