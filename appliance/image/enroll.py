@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.image import cpio, debian, kmod
-from appliance.image.recipe import Recipe
+from appliance.image.recipe import BuildResult, Recipe
 
 # Directories of the initramfs; busybox puts its applet links in the bin ones at boot.
 _DIRS = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "usr/share", "dev", "proc", "sys",
@@ -24,13 +24,9 @@ _MODULE_LIST = "lib/enroll/modules"  # module paths, one a line, in insmod order
 
 
 @dataclass
-class Result:
-    """What `build()` did."""
+class Result(BuildResult):
+    """What `build()` did, and the modules the recipe names that the kernel lacks."""
 
-    output: Path
-    info: dict
-    built: bool
-    """False: the output was already built from this recipe and was left alone."""
     missing: list[str] = field(default_factory=list)
 
 

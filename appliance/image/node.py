@@ -17,7 +17,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.image import disk, enroll, node_recipe, outputs, recipe, rootfs
@@ -37,18 +36,11 @@ GRUB_LIB = Path("/usr/lib/grub")
 STEPS = 6
 
 
+Result = recipe.BuildResult  # what build() returns
+
+
 class BuildError(Exception):
     """The image cannot be built; the message says why and what to do."""
-
-
-@dataclass
-class Result:
-    """What `build()` did."""
-
-    output: Path
-    info: dict
-    built: bool
-    """False: the output was already built from the same inputs and was left alone."""
 
 
 def missing_tools(formats: tuple[str, ...], path: str | None = None) -> dict[str, str]:

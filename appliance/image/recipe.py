@@ -24,6 +24,16 @@ def _recipes() -> Path:
 RECIPES = _recipes()
 
 
+@dataclass
+class BuildResult:
+    """What an image build did."""
+
+    output: Path
+    info: dict
+    built: bool
+    """False: the output was already built from the same inputs and was left alone."""
+
+
 class RecipeError(Exception):
     """The recipe cannot be used; the message names the file and the key."""
 

@@ -8,8 +8,8 @@ alone. Per wake-up: one `epoll.poll`, one `recv` per ready transfer, the packets
 state machine (session.Transfer) asks for: a window of DATA one `send` per block, or,
 with `gso`, in one `sendmsg` with UDP segmentation offload (UDP_SEGMENT, Linux 4.18+):
 the kernel cuts it into the same datagrams, and a transfer that cannot use it (no
-checksum offload, a segment larger than the MTU) falls back to one `send` per packet. Retransmission deadlines
-are checked every `TICK`.
+checksum offload, a segment larger than the MTU) falls back to one `send` per packet.
+Retransmission deadlines are checked every `TICK`.
 
 The engine reports through a callback: `report("end", id, fields)` when a transfer
 ends, `report("count", counts, notes)` for packets worth counting. Any exception
