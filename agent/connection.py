@@ -114,7 +114,7 @@ class Connection(slixmpp.ClientXMPP):
             if self._stopping.is_set():
                 break
             log.info("%s: offline, connecting again in %g s", self.boundjid.bare, delay)
-            await _wait(self._stopping, delay)
+            await wait_event(self._stopping, delay)
             delay = next_delay(delay)
         log.info("%s: stopped", self.boundjid.bare)
 
@@ -149,7 +149,7 @@ class Connection(slixmpp.ClientXMPP):
             await asyncio.wait({down, stopping, pinging}, return_when=asyncio.FIRST_COMPLETED)
             if pinging.done():  # the ping went unanswered: drop this connection
                 self.abort()
-                await _wait(self._down, 5)
+                await wait_event(self._down, 5)
             return True
         finally:
             for fut in (started, down, stopping, pinging):
@@ -188,8 +188,13 @@ class Connection(slixmpp.ClientXMPP):
         """Called when a session that had started has ended."""
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> None:
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; whether it was set. Cancelling the waiter always
+    cancels it: Python 3.11's `asyncio.wait_for` drops a cancellation that arrives in the
+    loop turn the event is set in, and a loop around it then never stops."""
     try:
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     except TimeoutError:
-        pass
+        return False
+    return True

@@ -73,7 +73,8 @@ class _Answers(MatcherBase):
         self.waiting[iq["id"]] = (slixmpp.JID(iq["to"]), future)
         try:
             self.client.send(iq)
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see connection.wait_event
+                return await future
         except TimeoutError:
             raise IqTimeout(iq) from None
         finally:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from agent.connection import wait_event
 from appliance.log import fields
 from appliance.osis.kv import Conflict, StoreError
 from appliance.osis.schema import domain
@@ -52,10 +53,7 @@ class AgentStatus:
         """Write presence changes until cancelled; re-read the JIDs every `refresh` s."""
         next_refresh = time.monotonic() + self.refresh
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_refresh - time.monotonic()))
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.0, next_refresh - time.monotonic()))
             self._wake.clear()
             batch, self._pending = self._pending, {}
             if batch:

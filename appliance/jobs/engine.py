@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent.connection import wait_event
 from agent.dispatch import JobError
 from agent.protocol import JobResult, Progress, ProtocolError
 from appliance.jobs import core, flow, submit
@@ -85,10 +86,9 @@ class Engine:
         feed = asyncio.create_task(self._follow(after))
         try:
             while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.tick)
+                if await wait_event(self._wake, self.tick):
                     dirty, self._dirty = self._dirty, set()
-                except TimeoutError:  # a tick: time-outs, retries, output to write
+                else:  # a tick: time-outs, retries, output to write
                     dirty = {g for g, tr in self.live.items() if self._due(tr)}
                 self._wake.clear()
                 if feed.done():
