@@ -1,17 +1,20 @@
-"""The blocks of one transfer, and the content made ready for a worker process.
+"""The DATA packets of one transfer, and the content made ready for a worker process.
 
 `to_file(content)` turns what a `Files` returned into a regular file a worker reads with
-`os.pread`: a regular file as it is, bytes and other streams copied into a memfd.
-`FileBlocks` cuts such a file into blocks, reading large chunks (no system call per
-block, safe to re-read for retransmissions); `BytesBlocks` and `StreamBlocks` do the
-same for bytes and for a stream read in order (unacknowledged blocks kept for
-retransmission). Netascii (RFC 1350, RFC 764 line ends) is converted in memory, up to
-`NETASCII_LIMIT` bytes.
+`os.pread`: a regular file as it is, bytes and other streams copied into a memfd — so
+every transfer knows its size. `FileBlocks` cuts such a file into DATA packets a chunk
+at a time: one `pread` and one list comprehension per CHUNK bytes, so that the ACK of a
+block costs a list slice, not a read and a packet built (the per-block cost is what
+bounds a worker serving many clients). Retransmissions re-read what left the chunk.
+Netascii (RFC 1350, RFC 764 line ends) is converted in memory, up to `NETASCII_LIMIT`
+bytes.
 """
 
 import io
 import os
 import stat
+
+from netservices.tftp.wire import DATA, HEADER
 
 CHUNK = 256 * 1024  # bytes read from a file at once
 NETASCII_LIMIT = 64 * 1024 * 1024
@@ -21,81 +24,51 @@ class TooLarge(Exception):
     """Netascii content larger than NETASCII_LIMIT."""
 
 
-class BytesBlocks:
-    def __init__(self, data: bytes, blksize: int):
-        self.view, self.blksize, self.size = memoryview(data), blksize, len(data)
-
-    def block(self, n: int) -> memoryview:
-        start = (n - 1) * self.blksize
-        return self.view[start:start + self.blksize]
-
-    release = None  # nothing to let go of: every block can be cut again
-
-    def close(self) -> None:
-        self.view.release()
-
-
 class FileBlocks:
-    """A regular file read with pread from `offset`, CHUNK bytes at a time."""
+    """`size` bytes of a regular file from `offset`, as DATA packets of `blksize` bytes
+    (blocks numbered from 1; on the wire they roll over at 2**16). The file is never
+    read past `size`: one that grows meanwhile is cut there, one that shrinks ends early
+    with a short block."""
 
-    def __init__(self, stream, blksize: int, offset: int, size: int):
+    def __init__(self, stream, blksize: int, offset: int, size: int, chunk: int = CHUNK):
         self.stream, self.fd, self.blksize = stream, stream.fileno(), blksize
         self.offset, self.size = offset, size
-        self.per_chunk = max(1, CHUNK // blksize)
-        self.first = 0  # number of the first block in `view`; 0: nothing read
-        self.view = memoryview(b"")
+        self.per_chunk = max(1, chunk // blksize)
+        self.first = 0  # number of the first block in `built`; 0: nothing read yet
+        self.built: list[bytes] = []
 
-    def block(self, n: int) -> memoryview:
-        index = n - self.first
-        if self.first == 0 or not 0 <= index < self.per_chunk:
-            self._read(n)
-            index = 0
-        start = index * self.blksize
-        return self.view[start:start + self.blksize]
+    def packets(self, first: int, end: int) -> list[bytes]:
+        """DATA for blocks first … end-1, up to the first short one (the file's last)."""
+        index, built = first - self.first, self.built
+        if index >= 0 and end - self.first <= len(built):
+            return built[index:end - self.first]  # the usual case: all in this chunk
+        packets: list[bytes] = []
+        n = first
+        while n < end:
+            if not 0 <= n - self.first < len(self.built):
+                self._read(n)
+            got = self.built[n - self.first:end - self.first]
+            packets += got
+            n += len(got)
+            if len(got[-1]) - 4 < self.blksize:
+                break
+        return packets
 
     def _read(self, n: int) -> None:
-        # Never past the size announced (tsize, last block): a file that grows meanwhile
-        # is cut there, one that shrinks ends early with a short block.
-        start = (n - 1) * self.blksize
-        length = max(0, min(self.per_chunk * self.blksize, self.size - start))
+        """The chunk that starts with block n, as packets."""
+        blksize, pack = self.blksize, HEADER.pack
+        start = (n - 1) * blksize
+        length = max(0, min(self.per_chunk * blksize, self.size - start))
         data = os.pread(self.fd, length, self.offset + start)
-        self.first, self.view = n, memoryview(data)
-
-    release = None  # nothing to let go of: any block can be read again
-
-    def close(self) -> None:
-        self.stream.close()
-
-
-class StreamBlocks:
-    """Any readable stream, read in order; unacknowledged blocks are kept for resending."""
-
-    def __init__(self, stream, blksize: int, size: int | None):
-        self.stream, self.blksize, self.size = stream, blksize, size
-        self.kept: dict[int, bytes] = {}
-        self.next = 1
-
-    def block(self, n: int) -> bytes:
-        while self.next <= n:
-            self.kept[self.next] = self._read_full()
-            self.next += 1
-        return self.kept[n]
-
-    def _read_full(self) -> bytes:
-        parts, wanted = [], self.blksize
-        while wanted:
-            part = self.stream.read(wanted)
-            if not part:
-                break
-            parts.append(part)
-            wanted -= len(part)
-        return b"".join(parts)
-
-    def release(self, upto: int) -> None:
-        for n in [n for n in self.kept if n <= upto]:
-            del self.kept[n]
+        view = memoryview(data)
+        built = [pack(DATA, (n + i) & 0xFFFF) + view[at:at + blksize]
+                 for i, at in enumerate(range(0, len(data), blksize))]
+        if not built:  # past the end: the empty block that ends a file of whole blocks
+            built = [pack(DATA, n & 0xFFFF)]
+        self.first, self.built = n, built
 
     def close(self) -> None:
+        self.built = []
         self.stream.close()
 
 

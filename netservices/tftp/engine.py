@@ -38,13 +38,13 @@ NOTES = 10  # packets described per count report, at most (the rest are only cou
 class Run:
     """One transfer in the engine: its state machine, sockets and send method."""
 
-    __slots__ = ("id", "transfer", "sock", "stray", "recv", "send", "gso", "per_send", "began",
-                 "error")
+    __slots__ = ("id", "transfer", "sock", "stray", "recv_into", "send", "gso", "per_send",
+                 "began", "error")
 
     def __init__(self, ident, transfer, sock: socket.socket, stray: socket.socket, now: float,
                  gso: bool = False):
         self.id, self.transfer, self.sock, self.stray = ident, transfer, sock, stray
-        self.recv, self.send, self.began = sock.recv, sock.send, now
+        self.recv_into, self.send, self.began = sock.recv_into, sock.send, now
         self.error: tuple[int, str] | None = None  # the client's ERROR, if it sent one
         segment = transfer.blksize + 4
         self.per_send = min(GSO_SEGMENTS, GSO_BYTES // segment)
@@ -64,6 +64,7 @@ class Engine:
         self.counts: Counter[str] = Counter()
         self.notes: list[list] = []
         self.next_tick = 0.0
+        self.buffer = bytearray(RECV)  # every datagram is read into it: no allocation per ACK
         self.misses = self.skip = 0  # busy polling: spins in a row that found nothing
 
     def watch(self, fd: int, callback) -> None:
@@ -136,27 +137,26 @@ class Engine:
     # The hot path: one datagram from the client of `run`.
 
     def _on_packet(self, run: Run, now: float) -> None:
+        data = self.buffer
         try:
-            data = run.recv(RECV)
+            size = run.recv_into(data)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # ECONNREFUSED: ICMP port unreachable, the client is gone
             return self._end(run, "failed", f"client unreachable: {exc.strerror}")
         transfer = run.transfer
         try:
-            if len(data) >= 4 and data[0] == 0 and data[1] == wire.ACK:
+            if size >= 4 and data[0] == 0 and data[1] == wire.ACK:
                 packets = transfer.on_ack((data[2] << 8) | data[3], now)
                 if len(packets) == 1:
                     try:
                         run.send(packets[0])  # lock-step: the common case, inline
                     except OSError:
                         self._send(run, packets)  # the same, with its error handling
-                    transfer.prepare()  # the next block, while the client works
                 elif packets:
                     self._send(run, packets)
-                    transfer.prepare()
             else:
-                self._other(run, data)
+                self._other(run, bytes(data[:size]))
         except Exception:
             return self._bug(run)
         if transfer.done:

@@ -7,9 +7,8 @@
     ... send(transfer.on_timeout(now)) when now >= transfer.deadline
     until transfer.done (transfer.failed: given up after `limits.retries`)
 
-`transfer.prepare()`, called once the packets are sent, builds the window that the ACK of
-all of them will ask for: the client's round trip then hides that work, and the ACK is
-answered at once (with anything else, the window is built when asked for, as before).
+`blocks` gives the DATA packets: `blocks.packets(first, end)` for blocks first … end-1,
+up to the first short one, and `blocks.size` (blocks.FileBlocks).
 
 Blocks are numbered from 1 without limit inside; on the wire they roll over at 2**16
 (RFC 1350 leaves it open; tftpd-hpa and iPXE roll over to 0). The window (RFC 7440) is
@@ -25,7 +24,6 @@ from netservices.tftp import wire
 
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348
 DEFAULT_BLKSIZE = 512
-_DATA_HEADER, _DATA = wire.HEADER, wire.DATA
 
 
 @dataclass(frozen=True)
@@ -86,25 +84,21 @@ def negotiate(requested: dict[str, str], size: int | None, limits: Limits) -> Op
 
 
 class Transfer:
-    """One read transfer; see the module docstring. `blocks` has `block(n)` and
-    `release(n)`, or `release = None` when acknowledged blocks need no letting go."""
+    """One read transfer; see the module docstring."""
 
     def __init__(self, blocks, options: Options, limits: Limits, now: float):
         self.blocks, self.options, self.limits = blocks, options, limits
         self.blksize, self.windowsize = options.blksize, options.windowsize
-        size = getattr(blocks, "size", None)
-        self.last: int | None = None if size is None else size // self.blksize + 1
+        self._packets = blocks.packets
+        self.last = blocks.size // self.blksize + 1  # a short block may end it earlier
         self.acked = 0  # every block up to here is acknowledged (0: the OACK, if any)
         self.sent = 0  # the highest block sent so far
         self.waiting_oack = bool(options.oack)
         self.rto = self._timeout = options.timeout
         self.deadline = now + self.rto
-        # Readers whose blocks need no releasing (files, bytes) say so with release = None.
-        self._release = getattr(blocks, "release", None)
         self.tries = 0
         self.done = self.failed = False
         self.bytes_sent = self.retransmits = self.duplicates = 0
-        self._ready: tuple[int, list[bytes], int] | None = None  # (first block, packets, bytes)
 
     def start(self, now: float) -> list[bytes]:
         """The first packets: the OACK (RFC 2347), else the first window of DATA."""
@@ -126,8 +120,6 @@ class Transfer:
             self.duplicates += 1  # a duplicate, a stale one, or one for a block never sent
             return []
         self.acked = acked = acked + ahead
-        if self._release is not None:
-            self._release(acked)
         if acked == self.last:
             self.done = True
             return []
@@ -150,13 +142,6 @@ class Transfer:
         self.retransmits += len(packets)
         return packets
 
-    def prepare(self) -> None:
-        """Build the window after everything sent so far, for the ACK that asks for it."""
-        if self.done or self.waiting_oack or (self.last is not None and self.sent >= self.last):
-            return
-        first = self.sent + 1
-        self._ready = (first, *self._build(first, first + self.windowsize))
-
     def on_error(self) -> None:
         """The client sent an ERROR (e.g. 8, options refused): the transfer is over."""
         self.done = self.failed = True
@@ -169,31 +154,15 @@ class Transfer:
     def _window(self) -> list[bytes]:
         """DATA for blocks acked+1 … acked+windowsize (fewer at the end of the file)."""
         first = self.acked + 1
-        ready, self._ready = self._ready, None
-        if ready is not None and ready[0] == first:
-            _, packets, sent_bytes = ready
-        else:
-            end = first + self.windowsize
-            if self.last is not None and end > self.last + 1:
-                end = self.last + 1
-            packets, sent_bytes = self._build(first, end)
+        end = first + self.windowsize
+        if end > self.last + 1:
+            end = self.last + 1
+        packets = self._packets(first, end)
         n = first + len(packets) - 1
         if n > self.sent:
             self.sent = n
-        if len(packets[-1]) - 4 < self.blksize:
+        tail = len(packets[-1]) - 4  # every packet but the last carries a whole block
+        if tail < self.blksize:
             self.last = n
-        self.bytes_sent += sent_bytes
+        self.bytes_sent += tail + (len(packets) - 1) * self.blksize
         return packets
-
-    def _build(self, first: int, end: int) -> tuple[list[bytes], int]:
-        """The DATA packets for blocks first … end-1, up to the first short one (the
-        file's last), and their payload bytes; nothing else changes."""
-        block, pack, blksize = self.blocks.block, _DATA_HEADER.pack, self.blksize
-        packets, sent_bytes = [], 0
-        for n in range(first, end):
-            payload = block(n)
-            packets.append(pack(_DATA, n & 0xFFFF) + payload)
-            sent_bytes += len(payload)
-            if len(payload) < blksize:
-                break
-        return packets, sent_bytes

@@ -1,9 +1,13 @@
-"""The transfer state machine, without sockets: negotiation, windows, ACKs, timeouts."""
+"""The transfer state machine, without sockets: negotiation, windows, ACKs, timeouts;
+and the DATA packets a file is cut into (blocks.FileBlocks), across its chunks."""
+
+import os
+import random
 
 import pytest
 
 from netservices.tftp import wire
-from netservices.tftp.blocks import BytesBlocks, StreamBlocks
+from netservices.tftp.blocks import CHUNK, FileBlocks, to_file
 from netservices.tftp.session import Limits, Options, Transfer, negotiate
 
 LIMITS = Limits(max_blksize=1468, max_windowsize=16, timeout=1.0, max_timeout=4.0, retries=3)
@@ -39,10 +43,20 @@ def blocks_of(packets):
     return [wire.HEADER.unpack_from(p)[1] for p in packets]
 
 
+def content(size: int) -> bytes:
+    return (bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+def file_blocks(data: bytes, blksize: int, chunk: int = CHUNK) -> FileBlocks:
+    """`data` the way a worker gets it: in a memfd (blocks.to_file), read with pread."""
+    file, offset, size = to_file(data)
+    return FileBlocks(file, blksize, offset, size, chunk)
+
+
 def transfer(size=10 * 512 + 3, options=None, now=0.0):
-    data = bytes(range(256)) * (size // 256 + 1)
+    data = content(size)
     opts = negotiate(options or {}, size, LIMITS)
-    return Transfer(BytesBlocks(data[:size], opts.blksize), opts, LIMITS, now), data[:size]
+    return Transfer(file_blocks(data, opts.blksize), opts, LIMITS, now), data
 
 
 def run_lockstep(t):
@@ -115,7 +129,7 @@ def test_an_ack_resets_the_backoff():
 def test_block_numbers_roll_over_at_65536():
     size = 65540 * 8
     opts = negotiate({"blksize": "8"}, size, LIMITS)
-    t = Transfer(BytesBlocks(bytes(size), 8), opts, LIMITS, 0)
+    t = Transfer(file_blocks(bytes(size), 8), opts, LIMITS, 0)
     t.start(0)
     for n in range(65535):
         t.on_ack(n, 0)
@@ -125,42 +139,16 @@ def test_block_numbers_roll_over_at_65536():
     assert t.acked == 65536
 
 
-def test_stream_of_unknown_size_ends_on_a_short_block():
-    import io
-
-    class Pipe(io.RawIOBase):  # not seekable, no size
-        def __init__(self):
-            self.left = 1300
-
-        def readable(self):
-            return True
-
-        def readinto(self, b):
-            n = min(len(b), self.left, 100)
-            b[:n] = b"x" * n
-            self.left -= n
-            return n
-
-    opts = negotiate({"tsize": "0"}, None, LIMITS)
-    t = Transfer(StreamBlocks(Pipe(), 512, None), opts, LIMITS, 0)
-    assert run_lockstep(t) == b"x" * 1300
-
-
-def _replay(prepared: bool, size: int, windowsize: int, choices: list[int], stream: bool):
+def _replay(chunk: int, size: int, windowsize: int, choices: list[int]):
     """What a transfer sends when each answer is one of: ACK the last block sent (0), ACK
-    an earlier one (1), a duplicate ACK (2), a time-out (3) — with or without prepare()."""
-    import io
-    data = bytes(range(256)) * (size // 256 + 1)
-    data = data[:size]
+    an earlier one (1), a duplicate ACK (2), a time-out (3), its file read `chunk` bytes
+    at a time."""
     opts = Options(blksize=16, windowsize=windowsize)
-    blocks = StreamBlocks(io.BytesIO(data), 16, None) if stream else BytesBlocks(data, 16)
-    t = Transfer(blocks, opts, Limits(retries=50), 0.0)
+    t = Transfer(file_blocks(content(size), 16, chunk), opts, Limits(retries=50), 0.0)
     sent, now = [t.start(0.0)], 0.0
     for choice in choices:
         if t.done:
             break
-        if prepared:
-            t.prepare()
         now += 1
         if choice == 3:
             packets = t.on_timeout(t.deadline)
@@ -172,15 +160,39 @@ def _replay(prepared: bool, size: int, windowsize: int, choices: list[int], stre
     return sent, (t.acked, t.sent, t.last, t.done, t.bytes_sent, t.retransmits, t.duplicates)
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["bytes", "stream"])
 @pytest.mark.parametrize("windowsize", [1, 3, 8])
-@pytest.mark.parametrize("size", [0, 15, 16, 17, 160, 161, 500])
-def test_prepared_windows_change_nothing_that_is_sent(size, windowsize, stream):
-    import random
-    rng = random.Random(f"{size}-{windowsize}-{stream}")
+@pytest.mark.parametrize("size", [0, 15, 16, 17, 47, 48, 49, 160, 161, 500])
+def test_chunks_change_nothing_that_is_sent(size, windowsize):
+    """Packets are cut a chunk at a time; windows and go-back retransmissions that cross
+    chunk edges (chunks of 1, 2, 3 and 5 blocks) send what one chunk for the whole file
+    sends, byte for byte, with the same counters."""
+    rng = random.Random(f"{size}-{windowsize}")
     for _ in range(20):
         choices = [rng.choice([0, 0, 0, 1, 2, 3]) for _ in range(200)]
-        assert _replay(True, size, windowsize, choices, stream) == _replay(False, size, windowsize, choices, stream)
-    everything, state = _replay(True, size, windowsize, [0] * 200, stream)
-    assert state[3] and b"".join(p[4:] for batch in everything for p in batch) == \
-        (bytes(range(256)) * (size // 256 + 1))[:size]
+        whole = _replay(CHUNK, size, windowsize, choices)
+        for chunk in (16, 32, 48, 80):
+            assert _replay(chunk, size, windowsize, choices) == whole, chunk
+    everything, state = _replay(48, size, windowsize, [0] * 200)
+    assert state[3] and b"".join(p[4:] for batch in everything for p in batch) == content(size)
+    assert state[4] == size  # bytes_sent: each block once when nothing is lost
+
+
+@pytest.mark.parametrize("chunk", [16, CHUNK])
+def test_a_file_that_shrinks_ends_with_a_short_block_and_one_that_grows_is_cut(tmp_path, chunk):
+    path = tmp_path / "f"
+    path.write_bytes(content(100))
+    with open(path, "rb", buffering=0) as grows, open(path, "rb", buffering=0) as shrinks:
+        growing, shrinking = FileBlocks(grows, 16, 0, 100, chunk), FileBlocks(shrinks, 16, 0, 100, chunk)
+        with open(path, "ab") as more:
+            more.write(b"x" * 1000)  # grows after the transfer announced 100 bytes
+        assert b"".join(p[4:] for p in growing.packets(1, 100)) == content(100)
+        os.truncate(path, 40)
+        packets = shrinking.packets(1, 100)
+        assert [len(p) - 4 for p in packets] == [16, 16, 8]  # ends early, short
+        assert b"".join(p[4:] for p in packets) == content(40)
+
+
+def test_a_file_of_whole_blocks_ends_with_an_empty_one():
+    blocks = file_blocks(content(64), 16, chunk=32)
+    assert [len(p) - 4 for p in blocks.packets(1, 10)] == [16, 16, 16, 16, 0]
+    assert blocks_of(blocks.packets(5, 6)) == [5]
