@@ -164,10 +164,10 @@ class Engine:
             deleted: dict[str, bool] = {}  # job -> whether its last change deleted it
             for change in changes:
                 after = max(after, change.revision)
-                if change.revision in self._mine:
-                    self._mine.discard(change.revision)
-                    continue
-                deleted[change.key[len(prefix):].decode()] = change.deleted
+                if change.revision not in self._mine:
+                    deleted[change.key[len(prefix):].decode()] = change.deleted
+            # Forgotten only now: with etcd a batch of ours is one revision for all its jobs.
+            self._mine.difference_update(c.revision for c in changes)
             if deleted:  # read back in one thread call, not one per change
                 wanted = [g for g, d in deleted.items() if not d]
                 found = await asyncio.to_thread(self.store().get_many, "job", wanted)

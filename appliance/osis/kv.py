@@ -7,8 +7,13 @@ mismatch raises Conflict and writes nothing.
 
 `put_many` writes a batch of (key, value, expect), each on its own terms, as if put one
 after the other in that order: a mismatched item gets its Conflict in the result list and
-is not written, the others are, each with its own (increasing) revision. SQLite does the
-whole batch in one transaction (one fsync); etcd puts them one transaction each.
+is not written, the others are. An item's result is the revision its key now has; along
+the batch they never decrease, but they need not differ. SQLite does the whole batch in
+one transaction (one fsync), each item with its own increasing revision. etcd writes it
+as one transaction whose items all share its one revision (a batch of more than 128
+items, or one naming a key twice, as several transactions in order: see kv_etcd.py); if
+some items conflict, the others go as a second transaction. A crash leaves each
+transaction all or nothing.
 """
 
 import sqlite3

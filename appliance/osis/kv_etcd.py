@@ -4,18 +4,39 @@ Several appliances of one domain point at the same etcd cluster. Writes that exp
 revision run as etcd transactions comparing the key's mod_revision, so two appliances
 can never both win a race on one object. Endpoints are tried in order; a backend that
 does not answer raises Unavailable, and nothing is written.
+
+`put_many` writes a batch as one transaction (a batch longer than MAX_TXN_OPS items or
+larger than MAX_TXN_BYTES, or one that names a key twice, as several in order, each
+atomic on its own). An etcd transaction gives every key it writes the same revision, so
+the items of one batch share theirs, and a follower of `changes` sees several keys at
+one revision: etcd sends them in one watch response, and `changes` returns whole
+responses, so a follower that goes on after the last revision it saw misses none.
 """
 
+import json
+import os
 import queue
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from urllib.parse import urlsplit
 
 import etcd3gw
+import requests
 from etcd3gw.exceptions import Etcd3Exception
-from etcd3gw.utils import _encode
+from etcd3gw.utils import _decode, _encode
 
 from appliance.osis.kv import NEW, Change, Compacted, Conflict, Entry, Unavailable, prefix_end
+
+# etcd refuses a transaction with more than --max-txn-ops operations in any one of its
+# lists (compare, success, failure): 128 unless the cluster was started with another value
+# (embed.DefaultMaxTxnOps; checkTxnRequest in etcdserver/api/v3rpc/key.go).
+MAX_TXN_OPS = 128
+# …and a request larger than --max-request-bytes (1.5 MiB by default): keys and values of
+# one transaction are kept under 1 MiB, with room for the request's own framing.
+MAX_TXN_BYTES = 1024 * 1024
+TXN_OP_OVERHEAD = 64  # bytes: a generous bound on the framing of one item's three operations
 
 
 class EtcdKV:
@@ -32,13 +53,16 @@ class EtcdKV:
         return etcd3gw.client(host=parts.hostname, port=parts.port or 2379,
                               protocol=parts.scheme or "http", timeout=timeout)
 
-    def _call(self, method: str, *args, **kwargs):
-        """Call the first endpoint that answers, starting with the one that last did."""
+    def _call(self, method: str | Callable, *args, **kwargs):
+        """Call the first endpoint that answers, starting with the one that last did: a
+        client method by name, or a function taking the client first."""
         errors = []
         for step in range(len(self._clients)):
             index = (self._index + step) % len(self._clients)
+            client = self._clients[index]
+            call = getattr(client, method) if isinstance(method, str) else partial(method, client)
             try:
-                result = getattr(self._clients[index], method)(*args, **kwargs)
+                result = call(*args, **kwargs)
             except (Etcd3Exception, OSError) as exc:
                 errors.append(f"{self.endpoints[index]}: {type(exc).__name__} {exc}".strip())
                 continue
@@ -58,12 +82,54 @@ class EtcdKV:
         return self._txn(key, expect, op)
 
     def put_many(self, items: list[tuple[bytes, bytes, int | None]]) -> list[int | Conflict]:
-        """Each item in its own transaction, in order (see kv.py): correct, not faster.
+        """Each (key, value, expect) on its own terms, in order (see kv.py); results in order.
 
-        One etcd transaction is all or nothing and gives every key the same revision, so a
-        batch of independent compare-and-sets cannot share one. Unavailable part-way
-        leaves the items before it written (each whole).
+        A chunk of items (see `_chunks`) is one etcd transaction: if every expect holds, all
+        of it is written at once, every item with the transaction's one revision. If some
+        do not, their Conflicts are read from the same transaction and the others go again
+        as one transaction; if that one loses a race too, they go one transaction each.
+        Unavailable leaves the chunks before it written (each whole) and nothing of its own
+        chunk, but for that last case: there, the items before it.
         """
+        results: list[int | Conflict] = []
+        for chunk in _chunks(items):
+            results += self._put_chunk(chunk)
+        return results
+
+    def _put_chunk(self, items: list) -> list[int | Conflict]:
+        reply = self._put_txn(items)
+        if reply.get("succeeded"):
+            return [int(reply["header"]["revision"])] * len(items)
+        checked = [i for i, (_, _, expect) in enumerate(items) if expect is not None]
+        results: list[int | Conflict | None] = [None] * len(items)
+        for i, response in zip(checked, reply["responses"], strict=True):
+            key, _, expect = items[i]
+            kvs = response["response_range"].get("kvs", [])
+            actual = int(kvs[0]["mod_revision"]) if kvs else NEW
+            if actual != expect:
+                results[i] = Conflict(key, expect, actual)
+        rest = [i for i, result in enumerate(results) if result is None]
+        if rest:
+            retry = self._put_txn([items[i] for i in rest])
+            written = ([int(retry["header"]["revision"])] * len(rest) if retry.get("succeeded")
+                       else self._one_by_one([items[i] for i in rest]))
+            for i, result in zip(rest, written, strict=True):
+                results[i] = result
+        return results
+
+    def _put_txn(self, items: list) -> dict:
+        """One transaction: put every item if every expect holds, else read those keys."""
+        compare, success, failure = [], [], []
+        for key, value, expect in items:
+            success.append({"request_put": {"key": _encode(key), "value": _encode(value)}})
+            if expect is not None:  # NEW is mod_revision 0: etcd compares a missing key as 0
+                compare.append({"key": _encode(key), "result": "EQUAL", "target": "MOD",
+                                "mod_revision": expect})
+                failure.append({"request_range": {"key": _encode(key)}})
+        return self._call("transaction", {"compare": compare, "success": success,
+                                          "failure": failure})
+
+    def _one_by_one(self, items: list) -> list[int | Conflict]:
         results: list[int | Conflict] = []
         for key, value, expect in items:
             try:
@@ -102,22 +168,21 @@ class EtcdKV:
         return int(self._call("status")["header"]["revision"])
 
     def changes(self, prefix: bytes, after: int, timeout: float) -> list[Change]:
+        """The changes after `after`, in whole revisions: a follower that goes on from the
+        last revision seen misses none of the keys that share it."""
         self._check_not_compacted(prefix, after)
-        events, cancel = self._call("watch_prefix", prefix, start_revision=after + 1)
-        found: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=lambda: [found.put(e) for e in events], daemon=True)
-        reader.start()
-        batch: list[dict] = []
+        responses, cancel = self._call(_watch, prefix, after + 1)
+        events: list[dict] = []
         try:
-            batch.append(found.get(timeout=timeout))
+            events += responses.get(timeout=timeout)
             while True:  # and whatever else arrives within a short settle time
-                batch.append(found.get(timeout=0.05))
+                events += responses.get(timeout=0.05)
         except queue.Empty:
             pass
         finally:
             cancel()
-        return [Change(e["kv"]["key"], int(e["kv"]["mod_revision"]), e.get("type") == "DELETE")
-                for e in batch]
+        return [Change(_decode(e["kv"]["key"]), int(e["kv"]["mod_revision"]), e.get("type") == "DELETE")
+                for e in events]
 
     def _check_not_compacted(self, prefix: bytes, after: int) -> None:
         client = self._clients[self._index]
@@ -135,3 +200,62 @@ class EtcdKV:
     def close(self) -> None:
         for client in self._clients:
             client.session.close()
+
+
+def _chunks(items: list) -> Iterator[list]:
+    """The batch cut into transactions etcd accepts, in order: at most MAX_TXN_OPS items and
+    about MAX_TXN_BYTES each, and a key at most once (etcd refuses a transaction that puts
+    one key twice): a repeated key starts a new chunk, so its expect is checked against the
+    revision its earlier item just got, as SQLite does it."""
+    chunk: list = []
+    keys: set[bytes] = set()
+    size = 0
+    for item in items:
+        key, value, _ = item
+        cost = 3 * len(key) + len(value) + TXN_OP_OVERHEAD  # key in compare, put and range
+        if chunk and (len(chunk) == MAX_TXN_OPS or key in keys or size + cost > MAX_TXN_BYTES):
+            yield chunk
+            chunk, keys, size = [], set(), 0
+        chunk.append(item)
+        keys.add(key)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def _watch(client, prefix: bytes, start: int) -> tuple[queue.Queue, Callable[[], None]]:
+    """Watch `prefix` from revision `start`: a queue that gets the events of each watch
+    response as one list, and the function that ends the watch. etcd sends all the events
+    of one revision in one response (unless asked for fragments), and etcd3gw's own watch
+    hands them over one by one, which lets a reader stop half-way through a revision."""
+    create = {"key": _encode(prefix), "range_end": _encode(prefix_end(prefix)),
+              "start_revision": start}
+    try:
+        resp = client.session.post(client.get_url("/watch"), json={"create_request": create},
+                                   stream=True, timeout=(client.timeout, None))
+    except requests.RequestException as exc:
+        raise Etcd3Exception(str(exc)) from None
+    if resp.status_code != 200:
+        resp.close()
+        raise Etcd3Exception(resp.reason)
+    responses: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in resp.iter_lines(chunk_size=None):
+                events = json.loads(line).get("result", {}).get("events") if line.strip() else None
+                if events:
+                    responses.put(events)
+        except (requests.RequestException, OSError, ValueError):
+            pass  # cancelled (or the connection broke): the caller stops reading anyway
+
+    def cancel() -> None:
+        try:  # wakes the reader blocked in recv(), as etcd3gw's Watcher.stop does
+            with socket.socket(fileno=os.dup(resp.raw.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError):
+            pass  # already closed
+        resp.close()
+
+    threading.Thread(target=read, name="etcd-watch", daemon=True).start()
+    return responses, cancel

@@ -103,10 +103,11 @@ class ObjectStore:
         """Store each (obj, expect) on its own terms, as put() one after the other would.
 
         Each item's result is its new revision, or its Conflict (that item is not written,
-        the others are). The batch is one key/value transaction (SQLite; etcd: one per
-        item) and one views session. A bad object fails the batch before anything is
-        written; Unavailable part-way means nothing written with SQLite, the items before
-        it with etcd (each whole; their view rows are caught up as after a crash).
+        the others are); with etcd the items of a batch share one revision. The batch is
+        one key/value transaction (etcd: one per 128 objects, see kv_etcd.py) and one views
+        session. A bad object fails the batch before anything is written; Unavailable
+        part-way means nothing written with SQLite, the transactions before it with etcd
+        (each whole; their view rows are caught up as after a crash).
         """
         batch = [(type_of(obj), obj, expect) for obj, expect in items]
         writes = [(self.key_of(otype, check_guid(obj.guid)), codec.encode(obj), expect)

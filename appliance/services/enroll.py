@@ -130,8 +130,9 @@ class Enroll:
             machine.hostname = self._hostname(store, machine, nics)
         machine.state = max(machine.state or 0, ENROLLED)
         machine.updated = self.clock()
-        # One batch (one transaction with SQLite), its agent and name before it: whoever sees
-        # the machine ENROLLED finds them in the store, and a crash leaves all or none.
+        # One batch (one transaction, with SQLite and with etcd), its agent and name before
+        # it: whoever sees the machine ENROLLED finds them in the store, and a crash leaves
+        # all or none.
         agent, new_agent = self._agent(store, machine)
         batch = [(agent, NEW)] if new_agent else []
         if machine.ip:
