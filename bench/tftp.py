@@ -7,11 +7,16 @@ and 50 concurrent 1 MiB downloads (aggregate MB/s). Every server gets the same c
 with its defaults (one worker process per core). Every download is checked against
 the file's SHA-256; a failed or wrong one is counted, never timed as a success. The
 three servers run side by side on 127.0.0.1 (private ports, child processes stopped by
-PID) and the runs are interleaved — run 1 of each server, then run 2 of each, … — so
-that a slow moment of a shared machine falls on all of them alike; each figure is the
-median of `RUNS` runs, and every run is printed. tftpd-hpa and atftpd conflict as Debian packages and
-each would add a service: their `.deb`s are fetched with `apt-get download` and unpacked
-into a cache directory (nothing is installed, no service is started).
+PID) and the runs are interleaved — run 1 of each server, then run 2 of each, …, each
+round starting with another server — so that a slow moment of a shared machine falls on
+all of them alike. Each MB/s figure is the median of `RUNS` runs, and every run is
+printed. A ratio is the median of the run-by-run ratios (ours in run i over the peer in
+run i, measured back to back): on a machine whose speed drifts by ±20 % between rounds
+(this one does), that compares like with like, where the ratio of two medians compares
+different moments; the ratio of the medians is printed too. tftpd-hpa and atftpd
+conflict as Debian packages and each would add a service: their `.deb`s are fetched with
+`apt-get download` and unpacked into a cache directory (nothing is installed, no service
+is started).
 """
 
 import contextlib
@@ -31,7 +36,7 @@ from pathlib import Path
 from bench._clients import stop
 
 MIB = 1024 * 1024
-RUNS = 5
+RUNS = 7
 CONCURRENT = 50
 CLIENT_TIMEOUT = 120  # seconds any one download may take
 CACHE = Path(tempfile.gettempdir()) / "pylabs-tftp-peers"
@@ -131,10 +136,12 @@ def _once(port: int, scenario: str, files: dict, out: Path) -> tuple[float, int]
 def _measure(ports: dict[str, int], files: dict, out: Path) -> dict:
     """Per server and scenario: ([MB/s of each run], failed downloads over all runs)."""
     rows = {server: {label: ([], 0) for label in SCENARIOS} for server in ports}
-    for _ in range(RUNS):
+    servers = list(ports)
+    for run in range(RUNS):
+        order = servers[run % len(servers):] + servers[:run % len(servers)]
         for label in SCENARIOS:
-            for server, port in ports.items():
-                rate, failed = _once(port, label, files, out)
+            for server in order:
+                rate, failed = _once(ports[server], label, files, out)
                 rates, failures = rows[server][label]
                 rows[server][label] = (rates + [rate], failures + failed)
     return rows
@@ -169,14 +176,21 @@ def main() -> int:
 
 def _print(rows: dict) -> None:
     print(f"{'scenario':44}" + "".join(f"{s:>12}" for s in rows)
-          + f"{'vs tftpd-hpa':>14}{'vs atftpd':>11}   (MB/s, median of {RUNS}; failed downloads)")
+          + f"{'vs tftpd-hpa':>14}{'vs atftpd':>11}   (MB/s, median of {RUNS}; ratio: median of"
+          f" the {RUNS} run-by-run ratios; failed downloads)")
+    of_medians = []
     for label in SCENARIOS:
         median = {s: statistics.median(rows[s][label][0]) for s in rows}
         line = f"{label:44}" + "".join(f"{median[s]:12.1f}" for s in rows)
         for peer in ("tftpd-hpa", "atftpd"):
-            line += f"{median['pylabs'] / median[peer]:>13.2f}x" if median[peer] else f"{'-':>14}"
+            pairs = [ours / theirs for ours, theirs in zip(rows["pylabs"][label][0], rows[peer][label][0],
+                                                           strict=True) if theirs]
+            line += f"{statistics.median(pairs):>13.2f}x" if pairs else f"{'-':>14}"
+            if median[peer]:
+                of_medians.append(f"{label} vs {peer} {median['pylabs'] / median[peer]:.2f}x")
         fails = ", ".join(f"{s} {rows[s][label][1]}" for s in rows)
         print(line + f"   failed: {fails}")
+    print("ratio of the medians: " + "; ".join(of_medians))
     print("each run (MB/s):")
     for label in SCENARIOS:
         print(f"  {label}: " + "; ".join(

@@ -5,7 +5,8 @@
 every transfer knows its size. `FileBlocks` cuts such a file into DATA packets a chunk
 at a time: one `pread` and one list comprehension per CHUNK bytes, so that the ACK of a
 block costs a list slice, not a read and a packet built (the per-block cost is what
-bounds a worker serving many clients). Retransmissions re-read what left the chunk.
+bounds a worker serving many clients); `ahead` cuts the next chunk once a window is
+sent, while the client works, and keeps the unacknowledged blocks for a resend.
 Netascii (RFC 1350, RFC 764 line ends) is converted in memory, up to `NETASCII_LIMIT`
 bytes.
 """
@@ -16,7 +17,7 @@ import stat
 
 from netservices.tftp.wire import DATA, HEADER
 
-CHUNK = 256 * 1024  # bytes read from a file at once
+CHUNK = 16 * 1024  # bytes read and cut into packets at once: a cut hides behind a client's turn
 NETASCII_LIMIT = 64 * 1024 * 1024
 
 
@@ -36,17 +37,18 @@ class FileBlocks:
         self.per_chunk = max(1, chunk // blksize)
         self.first = 0  # number of the first block in `built`; 0: nothing read yet
         self.built: list[bytes] = []
+        self.end = 0  # the block after the last one in `built`
 
     def packets(self, first: int, end: int) -> list[bytes]:
         """DATA for blocks first … end-1, up to the first short one (the file's last)."""
-        index, built = first - self.first, self.built
-        if index >= 0 and end - self.first <= len(built):
-            return built[index:end - self.first]  # the usual case: all in this chunk
+        if first >= self.first and end <= self.end:
+            return self.built[first - self.first:end - self.first]  # the usual case
         packets: list[bytes] = []
         n = first
         while n < end:
-            if not 0 <= n - self.first < len(self.built):
-                self._read(n)
+            if not self.first <= n < self.end:
+                self.first, self.built = n, self._cut(n)
+                self.end = n + len(self.built)
             got = self.built[n - self.first:end - self.first]
             packets += got
             n += len(got)
@@ -54,7 +56,20 @@ class FileBlocks:
                 break
         return packets
 
-    def _read(self, n: int) -> None:
+    def ahead(self, keep: int, end: int) -> None:
+        """Have blocks up to end-1 cut before they are asked for, keeping those from
+        `keep` on (a window may be sent again) and letting go of the ones before: called
+        once a window is sent, while the client works, it keeps cutting a chunk off the
+        path from an ACK to the next DATA."""
+        while self.end < end and self.built and len(self.built[-1]) - 4 == self.blksize:
+            if not self.first <= keep <= self.end:
+                break  # nothing to keep: `packets` cuts what it needs when asked
+            more = self._cut(self.end)
+            self.built = self.built[keep - self.first:] + more
+            self.first = keep
+            self.end = keep + len(self.built)
+
+    def _cut(self, n: int) -> list[bytes]:
         """The chunk that starts with block n, as packets."""
         blksize, pack = self.blksize, HEADER.pack
         start = (n - 1) * blksize
@@ -63,9 +78,7 @@ class FileBlocks:
         view = memoryview(data)
         built = [pack(DATA, (n + i) & 0xFFFF) + view[at:at + blksize]
                  for i, at in enumerate(range(0, len(data), blksize))]
-        if not built:  # past the end: the empty block that ends a file of whole blocks
-            built = [pack(DATA, n & 0xFFFF)]
-        self.first, self.built = n, built
+        return built or [pack(DATA, n & 0xFFFF)]  # past the end: the empty last block
 
     def close(self) -> None:
         self.built = []

@@ -153,8 +153,10 @@ class Engine:
                         run.send(packets[0])  # lock-step: the common case, inline
                     except OSError:
                         self._send(run, packets)  # the same, with its error handling
+                    transfer.prepare()  # the next block, while the client works
                 elif packets:
                     self._send(run, packets)
+                    transfer.prepare()
             else:
                 self._other(run, bytes(data[:size]))
         except Exception:

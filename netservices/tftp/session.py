@@ -8,7 +8,10 @@
     until transfer.done (transfer.failed: given up after `limits.retries`)
 
 `blocks` gives the DATA packets: `blocks.packets(first, end)` for blocks first … end-1,
-up to the first short one, and `blocks.size` (blocks.FileBlocks).
+up to the first short one, `blocks.size`, and `blocks.ahead(keep, end)` to cut packets
+before they are asked for (blocks.FileBlocks). `transfer.prepare()`, called once the
+packets are sent, has the next window cut while the client works on this one, so that
+the ACK that asks for it is answered without cutting anything.
 
 Blocks are numbered from 1 without limit inside; on the wire they roll over at 2**16
 (RFC 1350 leaves it open; tftpd-hpa and iPXE roll over to 0). The window (RFC 7440) is
@@ -141,6 +144,12 @@ class Transfer:
         packets = [wire.oack(self.options.oack)] if self.waiting_oack else self._window()
         self.retransmits += len(packets)
         return packets
+
+    def prepare(self) -> None:
+        """Have the window after everything sent so far cut ahead (see the docstring)."""
+        end = self.sent + self.windowsize + 1
+        if end > self.blocks.end and not self.done:
+            self.blocks.ahead(self.acked + 1, min(end, self.last + 1))
 
     def on_error(self) -> None:
         """The client sent an ERROR (e.g. 8, options refused): the transfer is over."""

@@ -139,16 +139,18 @@ def test_block_numbers_roll_over_at_65536():
     assert t.acked == 65536
 
 
-def _replay(chunk: int, size: int, windowsize: int, choices: list[int]):
+def _replay(chunk: int, size: int, windowsize: int, choices: list[int], prepared=False):
     """What a transfer sends when each answer is one of: ACK the last block sent (0), ACK
     an earlier one (1), a duplicate ACK (2), a time-out (3), its file read `chunk` bytes
-    at a time."""
+    at a time, with or without prepare() after each send."""
     opts = Options(blksize=16, windowsize=windowsize)
     t = Transfer(file_blocks(content(size), 16, chunk), opts, Limits(retries=50), 0.0)
     sent, now = [t.start(0.0)], 0.0
     for choice in choices:
         if t.done:
             break
+        if prepared:
+            t.prepare()
         now += 1
         if choice == 3:
             packets = t.on_timeout(t.deadline)
@@ -163,16 +165,17 @@ def _replay(chunk: int, size: int, windowsize: int, choices: list[int]):
 @pytest.mark.parametrize("windowsize", [1, 3, 8])
 @pytest.mark.parametrize("size", [0, 15, 16, 17, 47, 48, 49, 160, 161, 500])
 def test_chunks_change_nothing_that_is_sent(size, windowsize):
-    """Packets are cut a chunk at a time; windows and go-back retransmissions that cross
-    chunk edges (chunks of 1, 2, 3 and 5 blocks) send what one chunk for the whole file
-    sends, byte for byte, with the same counters."""
+    """Packets are cut a chunk at a time, and ahead of need with prepare(); windows and
+    go-back retransmissions that cross chunk edges (chunks of 1, 2, 3 and 5 blocks) send
+    what one chunk for the whole file sends, byte for byte, with the same counters."""
     rng = random.Random(f"{size}-{windowsize}")
     for _ in range(20):
         choices = [rng.choice([0, 0, 0, 1, 2, 3]) for _ in range(200)]
         whole = _replay(CHUNK, size, windowsize, choices)
         for chunk in (16, 32, 48, 80):
-            assert _replay(chunk, size, windowsize, choices) == whole, chunk
-    everything, state = _replay(48, size, windowsize, [0] * 200)
+            for prepared in (False, True):
+                assert _replay(chunk, size, windowsize, choices, prepared) == whole, (chunk, prepared)
+    everything, state = _replay(48, size, windowsize, [0] * 200, prepared=True)
     assert state[3] and b"".join(p[4:] for batch in everything for p in batch) == content(size)
     assert state[4] == size  # bytes_sent: each block once when nothing is lost
 
@@ -190,6 +193,18 @@ def test_a_file_that_shrinks_ends_with_a_short_block_and_one_that_grows_is_cut(t
         packets = shrinking.packets(1, 100)
         assert [len(p) - 4 for p in packets] == [16, 16, 8]  # ends early, short
         assert b"".join(p[4:] for p in packets) == content(40)
+
+
+def test_prepare_cuts_the_next_window_before_the_ack_asks_for_it():
+    opts = Options(blksize=16, windowsize=3)
+    t = Transfer(file_blocks(content(500), 16, chunk=64), opts, Limits(), 0.0)  # 4 blocks a chunk
+    t.start(0.0)  # blocks 1-3
+    t.prepare()
+    assert t.blocks.end >= 7  # 4-6, the next window, are cut
+    assert blocks_of(t.on_ack(3, 0.0)) == [4, 5, 6]
+    t.prepare()
+    assert t.blocks.first == 4 and t.blocks.end >= 10  # 1-3 let go of; 4-6 kept for a resend
+    assert blocks_of(t.on_timeout(t.deadline)) == [4, 5, 6]
 
 
 def test_a_file_of_whole_blocks_ends_with_an_empty_one():
