@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from appliance.api.auth import Credentials, Guard
-from appliance.osis.kv import Conflict, StoreError, Unavailable
+from appliance.osis.kv import Conflict, Refused, StoreError, Unavailable
 from appliance.osis.schema import SchemaError, as_dict
 from appliance.osis.store import CorruptObject, NotFound, Stored
 
@@ -41,6 +41,7 @@ ERRORS = {
     "no_such_method": (404, -32601, "Client.NoSuchMethod"),
     "not_found": (404, 404, "Client.NotFound"),
     "conflict": (409, 409, "Client.Conflict"),
+    "too_large": (413, 413, "Client.Data.TooLarge"),
     "unavailable": (503, 503, "Server.Unavailable"),
     "internal": (500, -32603, "Server.Internal"),
 }
@@ -61,7 +62,7 @@ class ApiError(Exception):
 def _domain_error(exc: Exception) -> ApiError:
     """Map the store's errors, once, to the API's."""
     for cls, kind in ((NotFound, "not_found"), (Conflict, "conflict"), (SchemaError, "invalid_params"),
-                      (Unavailable, "unavailable"), (CorruptObject, "internal")):
+                      (Unavailable, "unavailable"), (Refused, "too_large"), (CorruptObject, "internal")):
         if isinstance(exc, cls):
             return ApiError(kind, str(exc))
     return ApiError("internal", "internal error")

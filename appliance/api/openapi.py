@@ -67,7 +67,8 @@ def _responses(method: Method, schemas: dict) -> dict[str, Any]:
         "schema": _schema(method.returns, schemas)}}}
     error = {"$ref": "#/components/schemas/Error"}
     out = {"200": ok}
-    for kind in ("invalid_params", "unauthorized", "not_found", "conflict", "unavailable"):
+    kinds = ["invalid_params", "unauthorized", "not_found", "conflict", "unavailable"]
+    for kind in kinds + (["too_large"] if method.writes or method.enroll else []):
         status = str(ERRORS[kind][0])
         out[status] = {"description": kind.replace("_", " "),
                        "content": {"application/json": {"schema": error}}}

@@ -46,6 +46,11 @@ class Unavailable(StoreError):
     """The backend cannot be reached or failed; nothing was written."""
 
 
+class Refused(StoreError):
+    """The backend answered and turned the request down (etcd: a value over its request
+    size limit); nothing was written, and asking another endpoint would not help."""
+
+
 class Compacted(StoreError):
     """The changes asked for are older than the store keeps: resynchronise from a scan."""
 

@@ -24,10 +24,21 @@ from urllib.parse import urlsplit
 
 import etcd3gw
 import requests
-from etcd3gw.exceptions import Etcd3Exception
+from etcd3gw.exceptions import (
+    ApiVersionDiscoveryFailedError,
+    ConnectionFailedError,
+    ConnectionTimeoutError,
+    Etcd3Exception,
+    InternalServerError,
+)
 from etcd3gw.utils import _decode, _encode
 
-from appliance.osis.kv import NEW, Change, Compacted, Conflict, Entry, Unavailable, prefix_end
+from appliance.osis.kv import NEW, Change, Compacted, Conflict, Entry, Refused, Unavailable, prefix_end
+
+# What another endpoint may not have: no connection, no answer in time, an endpoint without
+# a leader (the gateway's 503 and 500). Any other error is etcd's answer to the request.
+DOWN = (ConnectionFailedError, ConnectionTimeoutError, InternalServerError,
+        ApiVersionDiscoveryFailedError, OSError)
 
 # etcd refuses a transaction with more than --max-txn-ops operations in any one of its
 # lists (compare, success, failure): 128 unless the cluster was started with another value
@@ -55,7 +66,9 @@ class EtcdKV:
 
     def _call(self, method: str | Callable, *args, **kwargs):
         """Call the first endpoint that answers, starting with the one that last did: a
-        client method by name, or a function taking the client first."""
+        client method by name, or a function taking the client first. An endpoint that is
+        down is passed over (Unavailable when all are); a request etcd turns down (e.g.
+        larger than its --max-request-bytes) raises Refused with etcd's reason at once."""
         errors = []
         for step in range(len(self._clients)):
             index = (self._index + step) % len(self._clients)
@@ -63,9 +76,11 @@ class EtcdKV:
             call = getattr(client, method) if isinstance(method, str) else partial(method, client)
             try:
                 result = call(*args, **kwargs)
-            except (Etcd3Exception, OSError) as exc:
+            except DOWN as exc:
                 errors.append(f"{self.endpoints[index]}: {type(exc).__name__} {exc}".strip())
                 continue
+            except Etcd3Exception as exc:
+                raise Refused(f"etcd refused the request: {_reason(exc)}") from None
             self._index = index
             return result
         raise Unavailable("etcd unreachable: " + "; ".join(errors))
@@ -88,8 +103,8 @@ class EtcdKV:
         of it is written at once, every item with the transaction's one revision. If some
         do not, their Conflicts are read from the same transaction and the others go again
         as one transaction; if that one loses a race too, they go one transaction each.
-        Unavailable leaves the chunks before it written (each whole) and nothing of its own
-        chunk, but for that last case: there, the items before it.
+        Unavailable (or Refused) leaves the chunks before it written (each whole) and
+        nothing of its own chunk, but for that last case: there, the items before it.
         """
         results: list[int | Conflict] = []
         for chunk in _chunks(items):
@@ -202,6 +217,17 @@ class EtcdKV:
             client.session.close()
 
 
+def _reason(exc: Etcd3Exception) -> str:
+    """etcd's own words from the gateway's JSON error body, else what there is."""
+    text = exc.detail_text or ""
+    try:
+        body = json.loads(text)
+        text = body.get("message") or body.get("error") or text
+    except (ValueError, AttributeError):
+        pass
+    return str(text).strip() or " ".join(map(str, exc.args)) or type(exc).__name__
+
+
 def _chunks(items: list) -> Iterator[list]:
     """The batch cut into transactions etcd accepts, in order: at most MAX_TXN_OPS items and
     about MAX_TXN_BYTES each, and a key at most once (etcd refuses a transaction that puts
@@ -234,10 +260,13 @@ def _watch(client, prefix: bytes, start: int) -> tuple[queue.Queue, Callable[[],
         resp = client.session.post(client.get_url("/watch"), json={"create_request": create},
                                    stream=True, timeout=(client.timeout, None))
     except requests.RequestException as exc:
-        raise Etcd3Exception(str(exc)) from None
-    if resp.status_code != 200:
+        raise ConnectionFailedError(str(exc)) from None
+    if resp.status_code != 200:  # as etcd3gw's client sorts them: down, or a refusal
+        text = resp.text
         resp.close()
-        raise Etcd3Exception(resp.reason)
+        error = {500: InternalServerError, 503: ConnectionFailedError, 408: ConnectionTimeoutError,
+                 504: ConnectionTimeoutError}.get(resp.status_code, Etcd3Exception)
+        raise error(text, resp.reason)
     responses: queue.Queue = queue.Queue()
 
     def read() -> None:

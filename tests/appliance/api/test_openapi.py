@@ -42,3 +42,17 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path):
         log = appliance.stop()
     assert result.returncode == 0, result.stdout[-4000:]
     assert "level=error" not in log, log
+
+
+def test_a_write_the_store_refuses_is_413_with_its_reason_and_documented(api):
+    """etcd turns down an object over its request limit: the caller gets 413 and etcd's
+    words (not 503 "unreachable", which would send an operator after a healthy etcd)."""
+    from appliance.api.dispatch import _domain_error
+    from appliance.osis.kv import Refused
+
+    error = _domain_error(Refused("etcd refused the request: etcdserver: request is too large"))
+    assert (error.status, error.message) == (413, "etcd refused the request: etcdserver: request is too large")
+    spec = json.loads(urllib.request.urlopen(f"{api}/api/v1/openapi.json").read())
+    assert "413" in spec["paths"]["/api/v1/machines/{guid}"]["patch"]["responses"]
+    assert "413" in spec["paths"]["/api/v1/enroll"]["post"]["responses"]
+    assert "413" not in spec["paths"]["/api/v1/machines/{guid}"]["get"]["responses"]

@@ -8,7 +8,7 @@ import pytest
 from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.utils import _encode
 
-from appliance.osis.kv import NEW, Conflict, SqliteKV, Unavailable
+from appliance.osis.kv import NEW, Conflict, Refused, SqliteKV, Unavailable
 from appliance.osis.kv_etcd import MAX_TXN_OPS, EtcdKV
 from appliance.osis.schema import domain
 from appliance.osis.store import ObjectStore
@@ -207,3 +207,23 @@ def test_a_follower_leaves_no_watch_behind(kv, k):
     while any(t.name == "etcd-watch" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [t for t in threading.enumerate() if t.name == "etcd-watch"]
+
+
+def test_a_value_etcd_refuses_is_refused_at_once_not_unavailable(etcd, kv, k):
+    """One value over etcd's request limit (1.5 MiB): etcd's reason, no tour of the other
+    endpoints, nothing written; a store still answering afterwards."""
+    down = f"http://127.0.0.1:{free_port()}"
+    both = EtcdKV([etcd.endpoint, down], timeout=2)
+    with pytest.raises(Refused, match="etcd refused the request: .*too large"):
+        both.put(k("huge"), b"x" * 2_000_000, NEW)
+    with pytest.raises(Refused):  # the huge item is a chunk of its own (MAX_TXN_BYTES)
+        both.put_many([(k("small"), b"1", NEW), (k("huge"), b"x" * 2_000_000, NEW)])
+    assert kv.get(k("huge")) is None and kv.get(k("small")).value == b"1"  # its chunk went
+    assert both.put(k("fine"), b"1", NEW) > 0
+    both.close()
+
+
+def test_an_endpoint_that_is_down_is_passed_over(etcd, k):
+    both = EtcdKV([f"http://127.0.0.1:{free_port()}", etcd.endpoint], timeout=2)
+    assert both.put(k("a"), b"1", NEW) > 0 and both.get(k("a")).value == b"1"
+    both.close()
