@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import etcd3gw
 import requests
+import urllib3
 from etcd3gw.exceptions import (
     ApiVersionDiscoveryFailedError,
     ConnectionFailedError,
@@ -64,11 +65,17 @@ class EtcdKV:
         return etcd3gw.client(host=parts.hostname, port=parts.port or 2379,
                               protocol=parts.scheme or "http", timeout=timeout)
 
-    def _call(self, method: str | Callable, *args, **kwargs):
+    def _call(self, method: str | Callable, *args, write: bool = False, **kwargs):
         """Call the first endpoint that answers, starting with the one that last did: a
         client method by name, or a function taking the client first. An endpoint that is
         down is passed over (Unavailable when all are); a request etcd turns down (e.g.
-        larger than its --max-request-bytes) raises Refused with etcd's reason at once."""
+        larger than its --max-request-bytes) raises Refused with etcd's reason at once.
+
+        A `write` goes to the next endpoint only if it surely never reached etcd (no
+        connection, or the gateway's 503). One that may have (no answer in time, the
+        connection cut, etcd's 500 "request timed out", which can still commit) raises
+        Unavailable at once: sent again elsewhere it would find its own write and come
+        back as a Conflict, or apply twice."""
         errors = []
         for step in range(len(self._clients)):
             index = (self._index + step) % len(self._clients)
@@ -78,6 +85,9 @@ class EtcdKV:
                 result = call(*args, **kwargs)
             except DOWN as exc:
                 errors.append(f"{self.endpoints[index]}: {type(exc).__name__} {exc}".strip())
+                if write and not _unsent(exc):
+                    raise Unavailable(f"etcd: no answer to a write, which may have been applied"
+                                      f" (read it back before trying again): {errors[-1]}") from None
                 continue
             except Etcd3Exception as exc:
                 raise Refused(f"etcd refused the request: {_reason(exc)}") from None
@@ -142,7 +152,7 @@ class EtcdKV:
                                 "mod_revision": expect})
                 failure.append({"request_range": {"key": _encode(key)}})
         return self._call("transaction", {"compare": compare, "success": success,
-                                          "failure": failure})
+                                          "failure": failure}, write=True)
 
     def _one_by_one(self, items: list) -> list[int | Conflict]:
         results: list[int | Conflict] = []
@@ -169,7 +179,7 @@ class EtcdKV:
             {"key": _encode(key), "result": "EQUAL", "target": "MOD", "mod_revision": expect}]
         failure = [{"request_range": {"key": _encode(key)}}]
         reply = self._call("transaction", {"compare": compare, "success": [op] if op else [],
-                                           "failure": failure})
+                                           "failure": failure}, write=True)
         if not reply.get("succeeded"):
             kvs = reply["responses"][0]["response_range"].get("kvs", [])
             raise Conflict(key, expect, int(kvs[0]["mod_revision"]) if kvs else NEW)
@@ -215,6 +225,20 @@ class EtcdKV:
     def close(self) -> None:
         for client in self._clients:
             client.session.close()
+
+
+def _unsent(exc: BaseException) -> bool:
+    """Whether a failed request surely never reached etcd. etcd3gw raises its errors
+    while handling requests' own, which stays in `__context__`."""
+    cause = exc.__context__
+    if cause is None:  # an answer, not a failure to get one: only 503 comes before applying
+        return isinstance(exc, ConnectionFailedError)
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(cause, requests.exceptions.ConnectionError) and cause.args:
+        reason = getattr(cause.args[0], "reason", None)  # urllib3's MaxRetryError
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
 
 
 def _reason(exc: Etcd3Exception) -> str:

@@ -1,6 +1,8 @@
 """etcd's put_many on the real etcd: one transaction per batch, chunked to etcd's limits, and
 the same results as SQLite's; the change feed gives followers every key of a revision."""
 
+import contextlib
+import socket
 import threading
 import time
 
@@ -227,3 +229,55 @@ def test_an_endpoint_that_is_down_is_passed_over(etcd, k):
     both = EtcdKV([f"http://127.0.0.1:{free_port()}", etcd.endpoint], timeout=2)
     assert both.put(k("a"), b"1", NEW) > 0 and both.get(k("a")).value == b"1"
     both.close()
+
+
+class Swallower:
+    """A TCP proxy on loopback in front of etcd that drops etcd's answers from the first
+    transaction on (reads and etcd3gw's version check pass): etcd applies the write, the
+    client hears nothing — a reply lost on the way back."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream, self.server = upstream_port, socket.create_server(("127.0.0.1", 0))
+        self.port, self.open = self.server.getsockname()[1], []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+                self.open += [client, upstream]
+                swallow = threading.Event()
+                threading.Thread(target=self._pipe, args=(client, upstream, swallow, True), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(upstream, client, swallow, False), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target, swallow, requests):
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if requests and b"/kv/txn" in data:
+                    swallow.set()
+                if requests or not swallow.is_set():
+                    target.sendall(data)
+
+    def close(self):
+        for sock in [self.server, *self.open]:
+            sock.close()
+
+
+def test_a_write_without_an_answer_is_not_sent_again_elsewhere(etcd, kv, k):
+    """The reply to a committed write is lost: asking the next endpoint would find the
+    write done and call it a Conflict. Unavailable says what is known instead."""
+    proxy = Swallower(int(etcd.endpoint.rsplit(":", 1)[1]))
+    both = EtcdKV([f"http://127.0.0.1:{proxy.port}", etcd.endpoint], timeout=1)
+    try:
+        with pytest.raises(Unavailable, match="may have been applied"):
+            both.put(k("once"), b"1", NEW)
+        assert kv.get(k("once")).value == b"1"  # it was
+        with pytest.raises(Unavailable, match="may have been applied"):
+            both.put_many([(k("m1"), b"1", NEW), (k("m2"), b"2", NEW)])
+        assert [e.value for e in kv.scan(k("m"))] == [b"1", b"2"]
+        assert both.get(k("once")).value == b"1"  # reads still go on to the next endpoint
+    finally:
+        both.close()
+        proxy.close()
