@@ -210,17 +210,26 @@ class EtcdKV:
                 for e in events]
 
     def _check_not_compacted(self, prefix: bytes, after: int) -> None:
-        client = self._clients[self._index]
+        """Compacted if etcd no longer has the revisions after `after`; asks the endpoints
+        in turn like any read (a dead first endpoint must not stop every follower)."""
         payload = {"key": _encode(prefix), "range_end": _encode(prefix_end(prefix)),
                    "revision": after + 1, "count_only": True}
-        try:
-            client.post(client.get_url("/kv/range"), json=payload)
-        except Etcd3Exception as exc:
-            detail = f"{exc} {getattr(exc, 'detail_text', '')}"
-            if "compacted" in detail:
-                raise Compacted(f"changes after {after} are compacted") from None
-            if "future revision" not in detail:  # nothing written after `after` yet
-                raise Unavailable(f"etcd: {detail.strip()}") from None
+
+        def check(client) -> bool:
+            try:
+                client.post(client.get_url("/kv/range"), json=payload)
+            except DOWN:
+                raise
+            except Etcd3Exception as exc:
+                detail = f"{exc} {exc.detail_text or ''}"
+                if "compacted" in detail:
+                    return False
+                if "future revision" not in detail:  # else: nothing written after `after` yet
+                    raise
+            return True
+
+        if not self._call(check):
+            raise Compacted(f"changes after {after} are compacted")
 
     def close(self) -> None:
         for client in self._clients:

@@ -281,3 +281,15 @@ def test_a_write_without_an_answer_is_not_sent_again_elsewhere(etcd, kv, k):
     finally:
         both.close()
         proxy.close()
+
+
+def test_a_follower_goes_on_when_the_first_endpoint_is_down(etcd, kv, k):
+    """changes() asks every endpoint in turn, its compaction check too: a dead first
+    endpoint must not stop a follower for good."""
+    follower = EtcdKV([f"http://127.0.0.1:{free_port()}", etcd.endpoint], timeout=2)
+    try:
+        after = kv.revision()
+        kv.put(k("seen"), b"1", NEW)
+        assert [c.key for c in follower.changes(k(""), after, timeout=5)] == [k("seen")]
+    finally:
+        follower.close()
