@@ -46,6 +46,7 @@ NODE_IP = "10.77.0.1"
 PROBE = "10.77.0.250/24"
 BOOT_TIMEOUT = 300
 ENROLL_TIMEOUT = 240
+SSH_WAIT = 120  # seconds for the box's sshd to accept, once the appliance answers
 VAGRANT_GEMS = Path("/usr/share/rubygems-integration/all/gems")  # Debian's vagrant package
 
 
@@ -242,13 +243,22 @@ def _ssh(host, address: str, tmp_path: Path):
     key.write_bytes(insecure[-1].read_bytes())
     key.chmod(0o600)
 
+    def attempt(command: str, stdin: str | None = None, timeout: float = 120):
+        return host.run([require_tool("ssh"), "-i", str(key), "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+                         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                         f"vagrant@{address}", command], input=stdin, check=False, timeout=timeout)
+
     def run(command: str, stdin: str | None = None, timeout: float = 120) -> str:
-        result = host.run([require_tool("ssh"), "-i", str(key), "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
-                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                           f"vagrant@{address}", command], input=stdin, check=False, timeout=timeout)
+        result = attempt(command, stdin, timeout)
         assert result.returncode == 0, f"ssh {command}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
         return result.stdout
 
+    # As `vagrant up` does: wait for the guest's sshd, which may start after the appliance
+    # answers (first boot makes its host keys; it once refused the first connection in CI).
+    deadline = time.monotonic() + SSH_WAIT
+    while (first := attempt("true", timeout=60)).returncode != 0 and time.monotonic() < deadline:
+        assert "Permission denied" not in first.stderr, first.stderr  # up, but the key is refused
+        time.sleep(2)
     return run
 
 
