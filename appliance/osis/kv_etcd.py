@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import etcd3gw
 import requests
 import urllib3
+from etcd3gw.client import _EXCEPTIONS_BY_CODE
 from etcd3gw.exceptions import (
     ApiVersionDiscoveryFailedError,
     ConnectionFailedError,
@@ -135,9 +136,10 @@ class EtcdKV:
                 results[i] = Conflict(key, expect, actual)
         rest = [i for i, result in enumerate(results) if result is None]
         if rest:
-            retry = self._put_txn([items[i] for i in rest])
+            others = [items[i] for i in rest]
+            retry = self._put_txn(others)
             written = ([int(retry["header"]["revision"])] * len(rest) if retry.get("succeeded")
-                       else self._one_by_one([items[i] for i in rest]))
+                       else self._one_by_one(others))
             for i, result in zip(rest, written, strict=True):
                 results[i] = result
         return results
@@ -147,9 +149,8 @@ class EtcdKV:
         compare, success, failure = [], [], []
         for key, value, expect in items:
             success.append({"request_put": {"key": _encode(key), "value": _encode(value)}})
-            if expect is not None:  # NEW is mod_revision 0: etcd compares a missing key as 0
-                compare.append({"key": _encode(key), "result": "EQUAL", "target": "MOD",
-                                "mod_revision": expect})
+            if expect is not None:
+                compare.append(_compare(key, expect))
                 failure.append({"request_range": {"key": _encode(key)}})
         return self._call("transaction", {"compare": compare, "success": success,
                                           "failure": failure}, write=True)
@@ -175,8 +176,7 @@ class EtcdKV:
         return self._txn(key, expect, {"request_delete_range": {"key": _encode(key)}})
 
     def _txn(self, key: bytes, expect: int | None, op: dict | None) -> int:
-        compare = [] if expect is None else [
-            {"key": _encode(key), "result": "EQUAL", "target": "MOD", "mod_revision": expect}]
+        compare = [] if expect is None else [_compare(key, expect)]
         failure = [{"request_range": {"key": _encode(key)}}]
         reply = self._call("transaction", {"compare": compare, "success": [op] if op else [],
                                            "failure": failure}, write=True)
@@ -234,6 +234,12 @@ class EtcdKV:
     def close(self) -> None:
         for client in self._clients:
             client.session.close()
+
+
+def _compare(key: bytes, expect: int) -> dict:
+    """The transaction's test that `key` is at revision `expect`; NEW is mod_revision 0,
+    which etcd gives a missing key."""
+    return {"key": _encode(key), "result": "EQUAL", "target": "MOD", "mod_revision": expect}
 
 
 def _unsent(exc: BaseException) -> bool:
@@ -294,12 +300,10 @@ def _watch(client, prefix: bytes, start: int) -> tuple[queue.Queue, Callable[[],
                                    stream=True, timeout=(client.timeout, None))
     except requests.RequestException as exc:
         raise ConnectionFailedError(str(exc)) from None
-    if resp.status_code != 200:  # as etcd3gw's client sorts them: down, or a refusal
+    if resp.status_code != 200:  # sorted by etcd3gw's own table: down, or a refusal
         text = resp.text
         resp.close()
-        error = {500: InternalServerError, 503: ConnectionFailedError, 408: ConnectionTimeoutError,
-                 504: ConnectionTimeoutError}.get(resp.status_code, Etcd3Exception)
-        raise error(text, resp.reason)
+        raise _EXCEPTIONS_BY_CODE.get(resp.status_code, Etcd3Exception)(text, resp.reason)
     responses: queue.Queue = queue.Queue()
 
     def read() -> None:

@@ -47,8 +47,7 @@ class FileBlocks:
         n = first
         while n < end:
             if not self.first <= n < self.end:
-                self.first, self.built = n, self._cut(n)
-                self.end = n + len(self.built)
+                self._hold(n, self._cut(n))
             got = self.built[n - self.first:end - self.first]
             packets += got
             n += len(got)
@@ -64,10 +63,11 @@ class FileBlocks:
         while self.end < end and self.built and len(self.built[-1]) - 4 == self.blksize:
             if not self.first <= keep <= self.end:
                 break  # nothing to keep: `packets` cuts what it needs when asked
-            more = self._cut(self.end)
-            self.built = self.built[keep - self.first:] + more
-            self.first = keep
-            self.end = keep + len(self.built)
+            self._hold(keep, self.built[keep - self.first:] + self._cut(self.end))
+
+    def _hold(self, first: int, built: list[bytes]) -> None:
+        """Keep `built`, the packets of blocks first, first+1, …"""
+        self.first, self.built, self.end = first, built, first + len(built)
 
     def _cut(self, n: int) -> list[bytes]:
         """The chunk that starts with block n, as packets."""
